@@ -1,0 +1,203 @@
+"""PyTorch DSDrive -> planner.onnx + reasoner.onnx + config.json + tokenizer.json, self-validated.
+
+config.json is the single source of truth for every runtime: camera order, input size, normalization,
+waypoint count and spacing, token ids, history length and the graphs' I/O.
+"""
+from __future__ import annotations
+
+import json
+import logging
+from pathlib import Path
+
+import numpy as np
+import torch
+import torch.nn as nn
+
+from ..model.dsdrive import DSDrive
+from ..model.tokenizer import DSDriveTokenizer
+
+log = logging.getLogger(__name__)
+FORMAT = "dsdrive-onnx/1"
+PLANNER_INPUTS = ["images", "instruction_ids", "instruction_mask", "history_tokens", "history_mask", "speed"]
+PLANNER_OUTPUTS = ["waypoints", "end_prob", "frame_tokens", "reasoner_kv"]
+REASONER_INPUTS = ["input_ids", "past_kv"]
+REASONER_OUTPUTS = ["logits", "present_kv"]
+
+
+class ExportValidationError(RuntimeError):
+    pass
+
+
+class PlannerGraph(nn.Module):
+    def __init__(self, model: DSDrive):
+        super().__init__()
+        self.model = model
+
+    def forward(self, images, instruction_ids, instruction_mask, history_tokens, history_mask, speed):
+        o = self.model.plan(images, instruction_ids, instruction_mask, history_tokens, history_mask, speed)
+        return tuple(o[k] for k in PLANNER_OUTPUTS)
+
+
+class ReasonerGraph(nn.Module):
+    def __init__(self, model: DSDrive):
+        super().__init__()
+        self.reasoner = model.reasoner
+
+    def forward(self, input_ids, past_kv):
+        return self.reasoner.step(input_ids, past_kv)
+
+
+def example_inputs(model: DSDrive, batch: int = 1, seed: int = 0) -> dict[str, torch.Tensor]:
+    """Random but valid planner inputs (partly filled history, padded instruction)."""
+    cfg = model.cfg
+    g = torch.Generator().manual_seed(seed)
+    hist, length = cfg.history_frames - 1, cfg.max_instruction_tokens
+    n_words = max(1, length // 2)
+    imask = torch.arange(length)[None].expand(batch, -1) < n_words
+    return {
+        "images": torch.randn(batch, cfg.n_cameras, 3, cfg.image_height, cfg.image_width, generator=g),
+        "instruction_ids": torch.randint(3, cfg.vocab_size, (batch, length), generator=g) * imask,
+        "instruction_mask": imask.clone(),
+        "history_tokens": torch.randn(batch, hist, cfg.n_query, cfg.dim, generator=g),
+        "history_mask": torch.arange(hist)[None].expand(batch, -1) >= hist // 2,
+        "speed": torch.rand(batch, 1, generator=g) * 10,
+    }
+
+
+def _kv_shape(model: DSDrive, batch, past) -> list:
+    cfg = model.cfg
+    return [cfg.reasoner_layers, 2, batch, cfg.reasoner_kv_heads, past, cfg.reasoner_head_dim]
+
+
+def io_spec(model: DSDrive) -> dict:
+    """Shapes (None = dynamic, with a name) and dtypes of both graphs, written into config.json."""
+    cfg = model.cfg
+    f, i, b = "float32", "int64", "bool"
+    hist, nq = cfg.history_frames - 1, cfg.n_query
+    return {
+        "planner": {
+            "inputs": {
+                "images": (["batch", cfg.n_cameras, 3, cfg.image_height, cfg.image_width], f),
+                "instruction_ids": (["batch", cfg.max_instruction_tokens], i),
+                "instruction_mask": (["batch", cfg.max_instruction_tokens], b),
+                "history_tokens": (["batch", hist, nq, cfg.dim], f),
+                "history_mask": (["batch", hist], b),
+                "speed": (["batch", 1], f),
+            },
+            "outputs": {
+                "waypoints": (["batch", cfg.n_waypoints, 2], f),
+                "end_prob": (["batch"], f),
+                "frame_tokens": (["batch", nq, cfg.dim], f),
+                "reasoner_kv": (_kv_shape(model, "batch", nq), f),
+            },
+        },
+        "reasoner": {
+            "inputs": {"input_ids": (["batch", "seq"], i), "past_kv": (_kv_shape(model, "batch", "past"), f)},
+            "outputs": {"logits": (["batch", "seq", cfg.vocab_size], f),
+                        "present_kv": (_kv_shape(model, "batch", "total"), f)},
+        },
+    }
+
+
+def _dynamic_axes(spec: dict) -> dict:
+    axes = {}
+    for name, (shape, _) in {**spec["inputs"], **spec["outputs"]}.items():
+        named = {d: s for d, s in enumerate(shape) if isinstance(s, str)}
+        if named:
+            axes[name] = named
+    return axes
+
+
+def runtime_config(model: DSDrive, tokenizer: DSDriveTokenizer, preset: str | None) -> dict:
+    cfg = model.cfg
+    io = {g: {k: {n: {"shape": s, "dtype": d} for n, (s, d) in v.items()} for k, v in spec.items()}
+          for g, spec in io_spec(model).items()}
+    return {
+        "format": FORMAT,
+        "preset": preset,
+        "model": cfg.to_dict(),
+        "cameras": list(cfg.cameras),
+        "image": {"height": cfg.image_height, "width": cfg.image_width, "channel_order": "rgb",
+                  "mean": list(cfg.image_mean), "std": list(cfg.image_std), "scale": 255.0},
+        "waypoints": {"count": cfg.n_waypoints, "dt_s": cfg.waypoint_dt, "frame_id": "base_link"},
+        "history_frames": cfg.history_frames,
+        "query_tokens": cfg.n_query,
+        "max_instruction_tokens": cfg.max_instruction_tokens,
+        "max_reasoning_tokens": cfg.max_reasoning_tokens,
+        "tokens": dict(tokenizer.ids),
+        "end_threshold": cfg.end_threshold,
+        "files": {"planner": "planner.onnx", "reasoner": "reasoner.onnx", "tokenizer": "tokenizer.json"},
+        "io": io,
+    }
+
+
+def _export(module: nn.Module, args: tuple, path: Path, spec: dict, opset: int) -> None:
+    torch.onnx.export(module, args, str(path), input_names=list(spec["inputs"]),
+                      output_names=list(spec["outputs"]), dynamic_axes=_dynamic_axes(spec),
+                      opset_version=opset, dynamo=False)
+
+
+def export_onnx(model: DSDrive, tokenizer: DSDriveTokenizer, out_dir: str | Path, preset: str | None = None,
+                opset: int = 17, tolerance: float = 1e-4) -> dict:
+    """Export both graphs, write config.json + tokenizer.json, validate against PyTorch.
+
+    Returns the validation report; raises ExportValidationError above `tolerance`.
+    """
+    if tokenizer.vocab_size > model.cfg.vocab_size:
+        raise ValueError(f"tokenizer has {tokenizer.vocab_size} tokens but the model only {model.cfg.vocab_size}")
+    out = Path(out_dir)
+    out.mkdir(parents=True, exist_ok=True)
+    model = model.eval()
+    spec = io_spec(model)
+    x = example_inputs(model)
+    with torch.no_grad():
+        log.info("exporting planner.onnx")
+        _export(PlannerGraph(model), tuple(x[k] for k in PLANNER_INPUTS), out / "planner.onnx",
+                spec["planner"], opset)
+        past = model.plan(**x)["reasoner_kv"]
+        log.info("exporting reasoner.onnx")
+        _export(ReasonerGraph(model), (torch.tensor([[tokenizer.ids["bos"], 5, 6]]), past),
+                out / "reasoner.onnx", spec["reasoner"], opset)
+    tokenizer.save(out / "tokenizer.json")
+    cfg = runtime_config(model, tokenizer, preset)
+    (out / "config.json").write_text(json.dumps(cfg, indent=2))
+    report = validate_export(model, out)
+    worst = max(report.values())
+    if worst > tolerance:
+        raise ExportValidationError(f"ONNX Runtime differs from PyTorch by {worst:.3g} > {tolerance:g}: {report}")
+    return report
+
+
+def validate_export(model: DSDrive, out_dir: Path, seeds: tuple[int, ...] = (1, 2)) -> dict[str, float]:
+    """Max abs error ONNX Runtime vs PyTorch per output, over random inputs and reasoner lengths."""
+    import onnxruntime as ort
+
+    opts = ort.SessionOptions()
+    planner = ort.InferenceSession(str(out_dir / "planner.onnx"), opts, providers=["CPUExecutionProvider"])
+    reasoner = ort.InferenceSession(str(out_dir / "reasoner.onnx"), opts, providers=["CPUExecutionProvider"])
+    err: dict[str, float] = {}
+
+    def note(name, a, b):
+        err[name] = max(err.get(name, 0.0), float(np.max(np.abs(np.asarray(a) - b.detach().numpy()))))
+
+    g = torch.Generator().manual_seed(0)
+    for seed in seeds:
+        x = example_inputs(model, batch=seed, seed=seed)  # batch 1 and 2: the batch axis is dynamic
+        with torch.no_grad():
+            ref = model.plan(**x)
+        got = planner.run(PLANNER_OUTPUTS, {k: v.numpy() for k, v in x.items()})
+        for name, value in zip(PLANNER_OUTPUTS, got):
+            note(f"planner.{name}", value, ref[name])
+        past = ref["reasoner_kv"]
+        for t in (1, 7):  # one decode step and a multi-token prompt on a growing cache
+            ids = torch.randint(3, model.cfg.vocab_size, (past.shape[2], t), generator=g)
+            with torch.no_grad():
+                logits, present = model.reasoner.step(ids, past)
+            got_logits, got_present = reasoner.run(REASONER_OUTPUTS, {"input_ids": ids.numpy(),
+                                                                      "past_kv": past.numpy()})
+            note("reasoner.logits", got_logits, logits)
+            note("reasoner.present_kv", got_present, present)
+            past = present
+    for name, e in sorted(err.items()):
+        log.info("max abs error %-24s %.3g", name, e)
+    return err
