@@ -5,12 +5,10 @@ ego speed: exactly what the planner sees at run time.
 """
 from __future__ import annotations
 
-import json
 from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
 
-import cv2
 import numpy as np
 
 from ..frames.image_codec import compressed_from_msg, image_from_msg
@@ -53,12 +51,11 @@ def iter_bag(path: Path, cameras: list[str]) -> Iterator[Sample]:
 
 def iter_dataset(root: Path, cameras: list[str]) -> Iterator[Sample]:
     """The simulator's dataset layout (docs/ARCHITECTURE.md)."""
-    for line in (root / "index.jsonl").read_text().splitlines():
-        ep = root / json.loads(line)["episode"]
-        for fj in sorted((ep / "frames").glob("*.json")):
-            rec = json.loads(fj.read_text())
-            images = {c: cv2.cvtColor(cv2.imread(str(ep / c / f"{fj.stem}.jpg")), cv2.COLOR_BGR2RGB) for c in cameras}
-            yield Sample(int(rec["t"] * 1e9), images, rec["instruction"], float(rec["speed"]))
+    from ..sim.dataset import DatasetReader
+
+    for frame in DatasetReader(root, cameras):
+        rec = frame.record
+        yield Sample(int(rec["t"] * 1e9), frame.images, rec["instruction"], float(rec["speed"]))
 
 
 def iter_samples(source: str | Path, cameras: list[str]) -> Iterator[Sample]:

@@ -1,0 +1,96 @@
+"""Training clips: the current frame plus up to H-1 earlier frames of the same instruction.
+
+Sources are anything with `episodes()` yielding episodes with `len()` and `.frame(i)` — the
+simulator's DatasetReader and the LMDrive-layout reader alike.
+"""
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import numpy as np
+import torch
+from torch.utils.data import Dataset
+
+from ..frames.preprocess import Preprocessor
+from ..model.config import DSDriveConfig
+from ..model.reasoning_format import format_reasoning
+from ..model.tokenizer import DSDriveTokenizer
+
+
+@dataclass(frozen=True)
+class _Item:
+    episode: object
+    index: int
+
+
+def preprocessor_for(cfg: DSDriveConfig) -> Preprocessor:
+    """The runtime's preprocessing, from the same fields export writes into config.json."""
+    return Preprocessor(cfg.cameras, cfg.image_height, cfg.image_width, cfg.image_mean, cfg.image_std, 255.0)
+
+
+class ClipDataset(Dataset):
+    def __init__(self, episodes: list, cfg: DSDriveConfig, tokenizer: DSDriveTokenizer, cache_images: bool = True):
+        self.cfg, self.tokenizer = cfg, tokenizer
+        self.items = [_Item(ep, i) for ep in episodes for i in range(len(ep))]
+        self.pre = preprocessor_for(cfg)
+        self.cache: dict[tuple[int, int], np.ndarray] | None = {} if cache_images else None
+
+    def __len__(self) -> int:
+        return len(self.items)
+
+    def _images(self, ep, i: int) -> np.ndarray:
+        key = (id(ep), i)
+        if self.cache is not None and key in self.cache:
+            return self.cache[key]
+        frame = ep.frame(i)
+        arr = self.pre(frame.images)[0].copy()  # (NCAM, 3, H, W); the preprocessor reuses its buffer
+        if self.cache is not None:
+            self.cache[key] = arr
+        return arr
+
+    def __getitem__(self, k: int) -> dict:
+        cfg = self.cfg
+        item = self.items[k]
+        ep, i = item.episode, item.index
+        rec = ep.record(i)
+        hist = cfg.history_frames
+        images = np.zeros((hist, cfg.n_cameras, 3, cfg.image_height, cfg.image_width), np.float32)
+        mask = np.zeros(hist, bool)
+        for h in range(hist):
+            j = i - (hist - 1 - h)
+            # LMDrive clears its frame buffer when the instruction changes: train the same way
+            if j >= 0 and (j == i or ep.record(j)["instruction_id"] == rec["instruction_id"]):
+                images[h], mask[h] = self._images(ep, j), True
+        ids, imask = self.tokenizer.encode_instruction(rec["instruction"], cfg.max_instruction_tokens)
+        reasoning = self.tokenizer.encode_reasoning(format_reasoning(rec["teacher"], rec["waypoints"]),
+                                                    cfg.max_reasoning_tokens)
+        return {
+            "images": torch.from_numpy(images), "frame_mask": torch.from_numpy(mask),
+            "instruction_ids": torch.from_numpy(ids[0]), "instruction_mask": torch.from_numpy(imask[0]),
+            "speed": torch.tensor([float(rec["speed"])], dtype=torch.float32),
+            "waypoints": torch.tensor(rec["waypoints"], dtype=torch.float32),
+            "end": torch.tensor(int(rec["end"]), dtype=torch.long),
+            "reasoning_ids": torch.tensor(reasoning, dtype=torch.long),
+            "action": rec.get("action", ""),
+        }
+
+
+def collate(items: list[dict], pad_id: int) -> dict:
+    out = {k: torch.stack([it[k] for it in items]) for k in items[0] if k not in ("reasoning_ids", "action")}
+    longest = max(len(it["reasoning_ids"]) for it in items)
+    r = torch.full((len(items), longest), pad_id, dtype=torch.long)
+    for row, it in zip(r, items):
+        row[: len(it["reasoning_ids"])] = it["reasoning_ids"]
+    out["reasoning_ids"] = r
+    out["action"] = [it["action"] for it in items]
+    return out
+
+
+def corpus(episodes: list) -> list[str]:
+    """Text the BPE tokenizer is trained on: instructions and the reasoning targets."""
+    texts = []
+    for ep in episodes:
+        for i in range(len(ep)):
+            rec = ep.record(i)
+            texts += [rec["instruction"], format_reasoning(rec["teacher"], rec["waypoints"])]
+    return texts

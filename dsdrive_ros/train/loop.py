@@ -1,0 +1,226 @@
+"""The training loop: joint loss, AdamW + warmup/cosine, resumable safetensors checkpoints, CSV + PNG.
+
+Data-parallel on several GPUs/machines with the standard launcher:
+    torchrun --nproc_per_node N -m dsdrive_ros.train.cli --config FILE
+(each rank gets a DistributedSampler shard; rank 0 logs, evaluates and saves).
+"""
+from __future__ import annotations
+
+import csv
+import dataclasses
+import json
+import logging
+import math
+import os
+import random
+import time
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import numpy as np
+import torch
+import torch.distributed as dist
+from safetensors.torch import load_file, save_file
+from torch.utils.data import DataLoader, DistributedSampler
+from tqdm import tqdm
+
+from ..model.checkpoint import load_checkpoint, save_checkpoint
+from ..model.config import preset
+from ..model.dsdrive import DSDrive, init_weights
+from ..model.tokenizer import DSDriveTokenizer
+from .data import ClipDataset, collate, corpus
+from .metrics import evaluate
+
+log = logging.getLogger(__name__)
+
+
+@dataclass
+class TrainConfig:
+    out: str
+    datasets: list[str] = field(default_factory=list)  # simulator layout
+    lmdrive: list[str] = field(default_factory=list)  # LMDrive layout
+    val_towns: list[str] = field(default_factory=list)  # held out from training
+    preset: str = "tiny"
+    model: dict = field(default_factory=dict)  # DSDriveConfig overrides (e.g. lambda_reasoning: 0)
+    steps: int = 3000
+    batch_size: int = 16
+    lr: float = 1e-3
+    min_lr: float = 1e-4
+    warmup_steps: int = 100
+    weight_decay: float = 0.05
+    grad_clip: float = 1.0
+    log_every: int = 10
+    eval_every: int = 500
+    save_every: int = 200
+    eval_frames: int = 256
+    workers: int = 0
+    threads: int = 0  # torch intra-op threads; 0 = torch's default
+    seed: int = 0
+
+    @classmethod
+    def from_file(cls, path: str | Path, **overrides) -> "TrainConfig":
+        import yaml
+
+        d = yaml.safe_load(Path(path).read_text()) or {}
+        d.update({k: v for k, v in overrides.items() if v is not None})
+        names = {f.name for f in dataclasses.fields(cls)}
+        if unknown := sorted(set(d) - names):
+            raise ValueError(f"{path}: unknown training config keys {unknown}")
+        return cls(**d)
+
+
+def lr_at(step: int, c: TrainConfig) -> float:
+    if step < c.warmup_steps:
+        return c.lr * (step + 1) / c.warmup_steps
+    p = min(1.0, (step - c.warmup_steps) / max(1, c.steps - c.warmup_steps))
+    return c.min_lr + 0.5 * (c.lr - c.min_lr) * (1 + math.cos(math.pi * p))
+
+
+def load_episodes(c: TrainConfig) -> tuple[list, list]:
+    """(train, val) episodes; val = the held-out towns."""
+    from ..sim.dataset import DatasetReader
+    from ..sim.lmdrive_layout import LMDriveDataset
+
+    train, val = [], []
+    for root in c.datasets:
+        for ep in DatasetReader(root).episodes():
+            (val if ep.meta.get("town") in c.val_towns else train).append(ep)
+    for root in c.lmdrive:
+        for ep in LMDriveDataset(root).episodes():
+            (val if ep.meta.get("town") in c.val_towns else train).append(ep)
+    if not train:
+        raise ValueError(f"no training episodes in {c.datasets + c.lmdrive} outside val towns {c.val_towns}")
+    return train, val
+
+
+def _save_state(out: Path, model: DSDrive, opt: torch.optim.Optimizer, step: int, tokenizer: DSDriveTokenizer):
+    tmp = out.with_name(out.name + ".tmp")
+    save_checkpoint(model, tmp)
+    tokenizer.save(tmp / "tokenizer.json")
+    state = opt.state_dict()
+    tensors = {f"{i}.{k}": v for i, s in state["state"].items() for k, v in s.items() if torch.is_tensor(v)}
+    save_file({k: v.contiguous() for k, v in tensors.items()}, str(tmp / "optimizer.safetensors"))
+    (tmp / "train_state.json").write_text(json.dumps({"step": step, "param_groups": state["param_groups"]}))
+    if out.exists():
+        for f in out.iterdir():
+            f.unlink()
+        out.rmdir()
+    tmp.rename(out)  # a kill mid-save leaves the previous checkpoint intact
+
+
+def _load_state(ckpt: Path, model: DSDrive, opt: torch.optim.Optimizer) -> int:
+    model.load_state_dict(load_checkpoint(ckpt).state_dict())
+    meta = json.loads((ckpt / "train_state.json").read_text())
+    flat = load_file(str(ckpt / "optimizer.safetensors"))
+    state: dict[int, dict] = {}
+    for key, v in flat.items():
+        i, name = key.split(".", 1)
+        state.setdefault(int(i), {})[name] = v
+    opt.load_state_dict({"state": state, "param_groups": meta["param_groups"]})
+    return int(meta["step"])
+
+
+def plot_curves(csv_path: Path, png_path: Path) -> None:
+    import matplotlib
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    rows = list(csv.DictReader(csv_path.open()))
+    if not rows:
+        return
+    steps = [int(r["step"]) for r in rows]
+    fig, ax = plt.subplots(figsize=(8, 4.5))
+    for key in ("loss", "loss_waypoints", "loss_reasoning", "loss_end"):
+        vals = [float(r[key]) if r.get(key) not in (None, "") else np.nan for r in rows]
+        ax.plot(steps, vals, label=key)
+    ax.set_yscale("log")
+    ax.set_xlabel("step")
+    ax.set_title("DSDrive training loss")
+    ax.legend()
+    ax.grid(alpha=0.3)
+    fig.tight_layout()
+    fig.savefig(png_path, dpi=110)
+    plt.close(fig)
+
+
+def train(c: TrainConfig) -> Path:
+    distributed = int(os.environ.get("WORLD_SIZE", "1")) > 1
+    if distributed:
+        dist.init_process_group("nccl" if torch.cuda.is_available() else "gloo")
+    rank = dist.get_rank() if distributed else 0
+    device = f"cuda:{int(os.environ.get('LOCAL_RANK', 0))}" if torch.cuda.is_available() else "cpu"
+    if c.threads:
+        torch.set_num_threads(c.threads)
+    torch.manual_seed(c.seed + rank)
+    random.seed(c.seed + rank)
+    out = Path(c.out)
+    out.mkdir(parents=True, exist_ok=True)
+    (out / "train_config.json").write_text(json.dumps(dataclasses.asdict(c), indent=2))
+
+    train_eps, val_eps = load_episodes(c)
+    last = out / "last"
+    cfg = preset(c.preset, **c.model)
+    if (last / "tokenizer.json").exists():
+        tokenizer = DSDriveTokenizer.load(last / "tokenizer.json")
+    else:  # BPE on the teacher corpus (training towns only)
+        tokenizer = DSDriveTokenizer.train(corpus(train_eps), vocab_size=cfg.vocab_size)
+    train_ds = ClipDataset(train_eps, cfg, tokenizer)
+    val_ds = ClipDataset(val_eps, cfg, tokenizer) if val_eps else None
+    model = init_weights(DSDrive(cfg), c.seed).to(device)
+    decay = [p for n, p in model.named_parameters() if p.dim() >= 2]
+    no_decay = [p for n, p in model.named_parameters() if p.dim() < 2]
+    opt = torch.optim.AdamW([{"params": decay, "weight_decay": c.weight_decay},
+                             {"params": no_decay, "weight_decay": 0.0}], lr=c.lr, betas=(0.9, 0.95))
+    step = _load_state(last, model, opt) if (last / "train_state.json").exists() else 0
+    if step:
+        log.info("resumed from %s at step %d", last, step)
+    ddp = torch.nn.parallel.DistributedDataParallel(model) if distributed else model
+    sampler = DistributedSampler(train_ds, seed=c.seed) if distributed else None
+    loader = DataLoader(train_ds, batch_size=c.batch_size, shuffle=sampler is None, sampler=sampler,
+                        num_workers=c.workers, drop_last=True, collate_fn=lambda b: collate(b, cfg.pad_id),
+                        persistent_workers=c.workers > 0)
+    csv_path = out / "metrics.csv"
+    fields = ["step", "lr", "loss", "loss_waypoints", "loss_reasoning", "loss_end", "val_ade_m", "val_fde_m",
+              "val_end_accuracy", "seconds"]
+    if rank == 0 and not csv_path.exists():
+        csv.writer(csv_path.open("w")).writerow(fields)
+    t0, epoch = time.monotonic(), 0
+    bar = tqdm(total=c.steps, initial=step, desc="train", disable=rank != 0, dynamic_ncols=True)
+    while step < c.steps:
+        if sampler is not None:
+            sampler.set_epoch(epoch)
+        for batch in loader:
+            if step >= c.steps:
+                break
+            model.train()
+            for g in opt.param_groups:
+                g["lr"] = lr_at(step, c)
+            batch = {k: v.to(device) for k, v in batch.items() if k != "action"}
+            o = ddp(batch)
+            opt.zero_grad(set_to_none=True)
+            o["loss"].backward()
+            torch.nn.utils.clip_grad_norm_(model.parameters(), c.grad_clip)
+            opt.step()
+            step += 1
+            bar.update(1)
+            row = {}
+            if rank == 0 and (step % c.log_every == 0 or step == c.steps):
+                row = {"step": step, "lr": f"{lr_at(step - 1, c):.3g}", "seconds": f"{time.monotonic() - t0:.0f}",
+                       **{k: f"{o[k].item():.4f}" for k in ("loss", "loss_waypoints", "loss_reasoning", "loss_end")
+                          if k in o}}
+                bar.set_postfix(loss=row["loss"], wp=row["loss_waypoints"])
+            if rank == 0 and val_ds is not None and (step % c.eval_every == 0 or step == c.steps):
+                m = evaluate(model, val_ds, tokenizer, max_frames=c.eval_frames, text_frames=0)
+                row.update({"step": step, "val_ade_m": f"{m['ade_m']:.3f}", "val_fde_m": f"{m['fde_m']:.3f}",
+                             "val_end_accuracy": f"{m['end_accuracy']:.3f}"})
+                tqdm.write(f"step {step}: val ADE {m['ade_m']:.2f} m FDE {m['fde_m']:.2f} m")
+            if row:
+                csv.writer(csv_path.open("a")).writerow([row.get(f, "") for f in fields])
+            if rank == 0 and (step % c.save_every == 0 or step == c.steps):
+                _save_state(last, model, opt, step, tokenizer)
+                plot_curves(csv_path, out / "loss_curve.png")
+        epoch += 1
+    bar.close()
+    if distributed:
+        dist.destroy_process_group()
+    return last

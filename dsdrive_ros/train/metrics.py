@@ -1,0 +1,92 @@
+"""Open-loop metrics: waypoint ADE/FDE, end-flag accuracy, reasoning token accuracy and
+plan-reasoning consistency (does the action stated in the generated text match the predicted path?)."""
+from __future__ import annotations
+
+import math
+
+import numpy as np
+import torch
+from torch.utils.data import DataLoader
+
+from ..model.dsdrive import DSDrive
+from ..model.tokenizer import DSDriveTokenizer
+from ..sim.teacher import action_from_text
+from .data import ClipDataset, collate
+
+
+def action_from_waypoints(waypoints: np.ndarray, speed: float, dt_s: float) -> str:
+    """The action a path expresses: stop / slow / go / turn left / turn right (base_link, x fwd, y left)."""
+    wp = np.asarray(waypoints, dtype=float)
+    travelled = float(np.hypot(*wp[-1]))
+    if travelled < 1.0:
+        return "stop"
+    seg = wp[-1] - wp[-2] if len(wp) > 1 else wp[-1]
+    heading = math.degrees(math.atan2(seg[1], seg[0]))
+    if abs(heading) > 25.0 and abs(wp[-1, 1]) > 1.5:
+        return "turn left" if heading > 0 else "turn right"
+    if speed > 1.0 and travelled / (dt_s * len(wp)) < 0.7 * speed - 0.3:
+        return "slow"
+    return "go"
+
+
+@torch.inference_mode()
+def greedy_text(model: DSDrive, prefix_kv: torch.Tensor, tokenizer: DSDriveTokenizer, max_tokens: int) -> list[str]:
+    b = prefix_kv.shape[2]
+    ids = torch.full((b, 1), tokenizer.ids["bos"], dtype=torch.long)
+    out, done, past = [[] for _ in range(b)], torch.zeros(b, dtype=torch.bool), prefix_kv
+    for _ in range(max_tokens):
+        logits, past = model.reasoner.step(ids, past)
+        ids = logits[:, -1].argmax(-1, keepdim=True)
+        done |= ids[:, 0] == tokenizer.ids["eos"]
+        for row, (tok, d) in enumerate(zip(ids[:, 0].tolist(), done.tolist())):
+            if not d:
+                out[row].append(tok)
+        if done.all():
+            break
+    return [tokenizer.decode(o) for o in out]
+
+
+@torch.inference_mode()
+def evaluate(model: DSDrive, dataset: ClipDataset, tokenizer: DSDriveTokenizer, max_frames: int = 256,
+             batch_size: int = 16, text_frames: int = 64, max_tokens: int = 160) -> dict:
+    model.eval()
+    cfg = model.cfg
+    n = min(len(dataset), max_frames)
+    idx = np.linspace(0, len(dataset) - 1, n).astype(int).tolist()  # spread over all episodes
+    loader = DataLoader(torch.utils.data.Subset(dataset, idx), batch_size=batch_size,
+                        collate_fn=lambda b: collate(b, cfg.pad_id))
+    ade, fde, end_ok, tok_ok, tok_n, agree, stated, texts = [], [], [], 0, 0, 0, 0, []
+    for batch in loader:
+        out = model({k: v for k, v in batch.items() if k != "action"})
+        err = torch.linalg.norm(out["waypoints"] - batch["waypoints"], dim=-1)
+        ade += err.mean(-1).tolist()
+        fde += err[:, -1].tolist()
+        end_ok += ((out["end_logits"].argmax(-1) == batch["end"]).float()).tolist()
+        if "reasoning_logits" in out:
+            target = batch["reasoning_ids"][:, 1:]
+            valid = target != cfg.pad_id
+            tok_ok += int(((out["reasoning_logits"].argmax(-1) == target) & valid).sum())
+            tok_n += int(valid.sum())
+        if cfg.lambda_reasoning > 0 and len(texts) < text_frames:
+            last = {k: batch[k][:, -1] if k == "images" else batch[k] for k in batch}
+            hist = batch["images"].shape[1]
+            # the plan exactly as the runtime computes it, history tokens included
+            tokens = model.encode_frame(batch["images"].flatten(0, 1), batch["instruction_ids"].repeat_interleave(hist, 0),
+                                        batch["instruction_mask"].repeat_interleave(hist, 0),
+                                        batch["speed"].repeat_interleave(hist, 0)).view(-1, hist, cfg.n_query, cfg.dim)
+            h = model.backbone(last["instruction_ids"], last["instruction_mask"], tokens[:, :-1],
+                               batch["frame_mask"][:, :-1], tokens[:, -1])
+            generated = greedy_text(model, model.reasoner.prefix(h[:, -cfg.n_query:]), tokenizer, max_tokens)
+            for text, wp, speed in zip(generated, out["waypoints"].numpy(), batch["speed"][:, 0].tolist()):
+                said = action_from_text(text)
+                stated += said is not None
+                agree += said == action_from_waypoints(wp, speed, cfg.waypoint_dt)
+                texts.append(text)
+    result = {"frames": n, "ade_m": float(np.mean(ade)), "fde_m": float(np.mean(fde)),
+              "end_accuracy": float(np.mean(end_ok))}
+    if tok_n:
+        result["reasoning_token_accuracy"] = tok_ok / tok_n
+    if texts:
+        result.update(plan_reasoning_consistency=agree / len(texts), action_stated_share=stated / len(texts),
+                      text_frames=len(texts), example_text=texts[0])
+    return result
