@@ -83,10 +83,14 @@ class TensorRTRunner:
         cudart = _cudart()
         self.spec = spec
         paths = ensure_engines(spec, precision, Path(engine_cache_dir or spec.dir / "engines"), build=build)
-        self.stream = _ok(cudart.cudaStreamCreate())
+        # separate streams, the planner's at the highest priority: a reasoning step running in
+        # another thread never delays a plan on the GPU
+        _, highest = _ok(cudart.cudaDeviceGetStreamPriorityRange())
+        plan_stream = _ok(cudart.cudaStreamCreateWithPriority(cudart.cudaStreamNonBlocking, highest))
+        text_stream = _ok(cudart.cudaStreamCreateWithFlags(cudart.cudaStreamNonBlocking))
         runtime = trt.Runtime(trt.Logger(trt.Logger.WARNING))
-        self.planner = _Engine(trt, runtime, paths["planner"], cudart, self.stream)
-        self.reasoner = _Engine(trt, runtime, paths["reasoner"], cudart, self.stream)
+        self.planner = _Engine(trt, runtime, paths["planner"], cudart, plan_stream)
+        self.reasoner = _Engine(trt, runtime, paths["reasoner"], cudart, text_stream)
         for graph, eng in (("planner", self.planner), ("reasoner", self.reasoner)):
             check_io(spec, graph, *eng.io_shapes())
         self.name = f"tensorrt:{trt.__version__}:{precision}"

@@ -1,0 +1,390 @@
+"""The node's logic without DDS: frames in, PlanOutput out (ROS-free, testable in-process).
+
+``PlanningCore``   camera frames (decoded HxWx3 uint8) -> CameraSync -> keep-latest slot ->
+                   Preprocessor -> PlannerSession.step -> parse_plan -> PlanOutput.
+                   Thread model: callbacks call ``on_frame``/``set_instruction``/``set_speed`` from
+                   the executor; one planning thread calls ``next_set`` + ``plan``. A set that
+                   arrives while the previous one is still waiting is REPLACED (counted as
+                   dropped): the planner only ever sees the newest complete set.
+``ReasoningWorker`` its own thread: latest-only, rate-limited text generation from the planner's
+                   ``reasoner_kv``; never blocks planning.
+``LatestSlot``     the one-element mailbox both use.
+"""
+
+from __future__ import annotations
+
+import logging
+import threading
+import time
+from dataclasses import dataclass
+from typing import Any, Callable, Generic, Mapping, Optional, Sequence, TypeVar
+
+import numpy as np
+
+from dsdrive_ros.frames import CameraSync, FrameSet, Preprocessor
+from dsdrive_ros.node.stats import Counters, LatencyStats, RateMeter
+from dsdrive_ros.outputs.parse import PlanOutput, PlanParseError, parse_plan, spec_value
+
+__all__ = ["LatestSlot", "PlanningCore", "ReasoningWorker", "CoreSnapshot"]
+
+T = TypeVar("T")
+_log = logging.getLogger("dsdrive_ros.node.core")
+
+
+class LatestSlot(Generic[T]):
+    """Single-item mailbox: ``put`` replaces what is waiting (returns True if it replaced)."""
+
+    def __init__(self) -> None:
+        self._cond = threading.Condition()
+        self._item: Optional[T] = None
+        self._has = False
+        self._closed = False
+
+    def put(self, item: T) -> bool:
+        with self._cond:
+            replaced = self._has
+            self._item, self._has = item, True
+            self._cond.notify()
+            return replaced
+
+    def get(self, timeout: Optional[float] = None) -> Optional[T]:
+        """The waiting item (removed), or None after ``timeout`` s or when closed."""
+        with self._cond:
+            if not self._has and not self._closed:
+                self._cond.wait(timeout)
+            if not self._has:
+                return None
+            item, self._item, self._has = self._item, None, False
+            return item
+
+    def clear(self) -> bool:
+        with self._cond:
+            had, self._item, self._has = self._has, None, False
+            return had
+
+    def close(self) -> None:
+        with self._cond:
+            self._closed = True
+            self._cond.notify_all()
+
+    @property
+    def closed(self) -> bool:
+        return self._closed
+
+    def __bool__(self) -> bool:
+        return self._has
+
+
+@dataclass
+class _Pending:
+    frameset: FrameSet
+    ready_mono: float  # when the set became complete (monotonic s)
+
+
+@dataclass
+class CoreSnapshot:
+    """Everything diagnostics needs, read at one instant."""
+
+    now_mono: float
+    started_mono: float
+    cameras: list[str]
+    anchor: str
+    camera_rates: dict[str, float]
+    camera_ages_s: dict[str, Optional[float]]
+    camera_errors: dict[str, int]
+    sync: dict[str, int]
+    counters: dict[str, int]
+    latency_p50_ms: Optional[float]
+    latency_p99_ms: Optional[float]
+    last_plan_mono: Optional[float]
+    plans: int
+    consecutive_failures: int
+    last_error: str
+    backend: str
+    instruction: str
+    speed: Optional[float]
+
+
+class PlanningCore:
+    """Sync + keep-latest + inference + parsing. Thread-safe for one planning thread."""
+
+    def __init__(
+        self,
+        spec: Any,
+        session: Any,
+        *,
+        backend: str = "",
+        preprocessor: Optional[Callable[[Mapping[str, np.ndarray]], np.ndarray]] = None,
+        cameras: Optional[Sequence[str]] = None,
+        anchor: Optional[str] = None,
+        max_skew_ms: float = 50.0,
+        stale_after_ms: float = 500.0,
+        clock: Callable[[], float] = time.monotonic,
+    ) -> None:
+        self.spec = spec
+        self.session = session
+        self.backend = backend
+        self.cameras = list(cameras if cameras is not None else spec_value(spec, "cameras"))
+        self.anchor = anchor or self.cameras[0]
+        if preprocessor is None:
+            preprocessor = Preprocessor.from_spec(spec_value(spec, "image"), self.cameras)
+        self.preprocess = preprocessor
+        self._clock = clock
+        self._lock = threading.Lock()  # guards sync, instruction, speed
+        self.stale_after_ms = float(stale_after_ms)
+        self.sync = CameraSync(self.cameras, max_skew_ns=int(max_skew_ms * 1e6),
+                               stale_after_ns=int(stale_after_ms * 1e6), anchor=self.anchor)
+        self.slot: LatestSlot[_Pending] = LatestSlot()
+        self.rates = {c: RateMeter() for c in self.cameras}
+        self.camera_errors = {c: 0 for c in self.cameras}
+        self.latency = LatencyStats()
+        self.counters = Counters(
+            "sets_dropped", "plans", "invalid_outputs", "inference_errors", "decode_errors",
+            "bad_odom", "bad_instruction", "unknown_camera", "resets")
+        self._instruction = ""
+        self._speed: Optional[tuple[float, float]] = None  # (m/s, monotonic time)
+        self._dropped_since_plan = 0
+        self._seq = 0
+        self.started_mono = clock()
+        self.last_plan_mono: Optional[float] = None
+        self.consecutive_failures = 0
+        self.last_error = ""
+
+    # ---- inputs (executor threads) ----
+
+    def on_frame(self, camera: str, stamp_ns: int, rgb: np.ndarray) -> bool:
+        """One decoded frame. Returns True when it completed a set (queued for planning)."""
+        now = self._clock()
+        if camera not in self.rates:
+            self.counters.inc("unknown_camera")
+            return False
+        self.rates[camera].tick(now)
+        with self._lock:
+            fs = self.sync.on_frame(camera, stamp_ns, rgb)
+            if fs is None:
+                return False
+            if self.slot.put(_Pending(fs, now)):
+                self.counters.inc("sets_dropped")
+                self._dropped_since_plan += 1
+        return True
+
+    def on_bad_frame(self, camera: str, reason: str = "") -> None:
+        """A frame that could not be decoded / had the wrong size: counted, dropped."""
+        self.counters.inc("decode_errors")
+        if camera in self.camera_errors:
+            with self._lock:
+                self.camera_errors[camera] += 1
+
+    def set_instruction(self, text: str) -> bool:
+        """New navigation instruction. Returns True when it differs from the current one."""
+        text = str(text).strip()
+        with self._lock:
+            changed = text != self._instruction
+            self._instruction = text
+        return changed
+
+    def set_speed(self, speed_mps: float) -> bool:
+        """Ego speed (m/s). A non-finite value is rejected (counted) and returns False."""
+        try:
+            v = float(speed_mps)
+        except (TypeError, ValueError):
+            v = float("nan")
+        if not np.isfinite(v) or abs(v) > 150.0:
+            self.counters.inc("bad_odom")
+            return False
+        with self._lock:
+            self._speed = (v, self._clock())
+        return True
+
+    @property
+    def instruction(self) -> str:
+        with self._lock:
+            return self._instruction
+
+    def current_speed(self) -> Optional[float]:
+        """Latest speed if fresher than stale_after_ms, else None (the planner then gets 0)."""
+        with self._lock:
+            if self._speed is None:
+                return None
+            v, t = self._speed
+        if (self._clock() - t) * 1000.0 > self.stale_after_ms:
+            return None
+        return v
+
+    def set_limits(self, max_skew_ms: Optional[float] = None, stale_after_ms: Optional[float] = None) -> None:
+        with self._lock:
+            if max_skew_ms is not None:
+                self.sync.max_skew_ns = int(float(max_skew_ms) * 1e6)
+            if stale_after_ms is not None:
+                self.stale_after_ms = float(stale_after_ms)
+                self.sync.stale_after_ns = int(float(stale_after_ms) * 1e6)
+
+    # ---- planning thread ----
+
+    def next_set(self, timeout: Optional[float] = None) -> Optional[_Pending]:
+        return self.slot.get(timeout)
+
+    def plan(self, pending: _Pending, frame_age_ms: Callable[[int], float] = lambda _ns: -1.0,
+             ) -> tuple[PlanOutput, dict[str, Any]]:
+        """Run the model on one set. Returns (PlanOutput, raw outputs).
+
+        Raises PlanParseError for an unusable output and re-raises runtime failures; both are
+        counted (``invalid_outputs`` / ``inference_errors``) and leave the core usable.
+        """
+        fs = pending.frameset
+        instruction = self.instruction
+        speed = self.current_speed()
+        with self._lock:
+            dropped, self._dropped_since_plan = self._dropped_since_plan, 0
+        t0 = self._clock()
+        try:
+            if fs.discontinuity and hasattr(self.session, "reset"):
+                self.session.reset()
+                self.counters.inc("resets")
+            images = self.preprocess(fs.frames)
+            raw = self.session.step(images, instruction, 0.0 if speed is None else speed)
+        except Exception as exc:
+            self.counters.inc("inference_errors")
+            self.consecutive_failures += 1
+            self.last_error = f"{type(exc).__name__}: {exc}"
+            raise
+        latency_ms = (self._clock() - t0) * 1000.0
+        try:
+            out = parse_plan(raw, self.spec, stamp_ns=fs.stamp_ns, latency_ms=latency_ms,
+                             frame_age_ms=frame_age_ms(fs.stamp_ns), frames_dropped=dropped,
+                             backend=self.backend, instruction=instruction,
+                             speed=0.0 if speed is None else speed, seq=self._seq)
+        except PlanParseError as exc:
+            self.counters.inc("invalid_outputs")
+            self.consecutive_failures += 1
+            self.last_error = f"invalid output: {exc}"
+            raise
+        self._seq += 1
+        self.latency.add(latency_ms)
+        self.counters.inc("plans")
+        self.consecutive_failures = 0
+        self.last_plan_mono = self._clock()
+        return out, raw
+
+    # ---- diagnostics ----
+
+    def snapshot(self) -> CoreSnapshot:
+        now = self._clock()
+        with self._lock:
+            sync = self.sync.counters()
+            cam_err = dict(self.camera_errors)
+            instruction = self._instruction
+        counters = self.counters.snapshot()
+        return CoreSnapshot(
+            now_mono=now,
+            started_mono=self.started_mono,
+            cameras=list(self.cameras),
+            anchor=self.anchor,
+            camera_rates={c: m.rate(now) for c, m in self.rates.items()},
+            camera_ages_s={c: m.age(now) for c, m in self.rates.items()},
+            camera_errors=cam_err,
+            sync=sync,
+            counters=counters,
+            latency_p50_ms=self.latency.p50,
+            latency_p99_ms=self.latency.p99,
+            last_plan_mono=self.last_plan_mono,
+            plans=counters.get("plans", 0),
+            consecutive_failures=self.consecutive_failures,
+            last_error=self.last_error,
+            backend=self.backend,
+            instruction=instruction,
+            speed=self.current_speed(),
+        )
+
+
+class ReasoningWorker:
+    """Generates reasoning text in its own thread: latest request only, at most ``max_rate_hz``.
+
+    ``generate(raw, max_tokens) -> str`` is typically ``PlannerSession.reason``; ``on_text(text,
+    stamp_ns, gen_ms)`` publishes. A request submitted while generating replaces the waiting one
+    (older frames are never explained late).
+    """
+
+    def __init__(self, generate: Callable[[Mapping[str, Any], int], str],
+                 on_text: Callable[[str, int, float], None], *, max_tokens: int = 64,
+                 max_rate_hz: float = 1.0, clock: Callable[[], float] = time.monotonic,
+                 on_error: Optional[Callable[[BaseException], None]] = None) -> None:
+        self._generate = generate
+        self._on_text = on_text
+        self._on_error = on_error
+        self.max_tokens = int(max_tokens)
+        self.max_rate_hz = float(max_rate_hz)
+        self.enabled = True
+        self._clock = clock
+        self._slot: LatestSlot[tuple[dict[str, Any], int]] = LatestSlot()
+        self._stop = threading.Event()
+        self._last_start: Optional[float] = None
+        self.latency = LatencyStats()
+        self.counters = Counters("texts", "errors", "skipped")
+        self.last_text = ""
+        self.last_stamp_ns = 0
+        self._thread = threading.Thread(target=self._run, name="dsdrive-reasoning", daemon=True)
+
+    def start(self) -> "ReasoningWorker":
+        self._thread.start()
+        return self
+
+    def due(self) -> bool:
+        """True when a request submitted now would start without waiting for the rate limit."""
+        if not self.enabled:
+            return False
+        if self._last_start is None or self.max_rate_hz <= 0:
+            return True
+        return self._clock() - self._last_start >= 1.0 / self.max_rate_hz
+
+    def submit(self, raw: Mapping[str, Any], stamp_ns: int) -> None:
+        if not self.enabled or self._stop.is_set():
+            return
+        # Copy what generation needs: a runner may reuse its output buffers on the next step.
+        req = {k: np.array(v, copy=True) for k, v in raw.items() if k == "reasoner_kv"}
+        req.update({k: v for k, v in raw.items() if k != "reasoner_kv" and not isinstance(v, np.ndarray)})
+        if self._slot.put((req, int(stamp_ns))):
+            self.counters.inc("skipped")
+
+    def stop(self, timeout: float = 5.0) -> None:
+        self._stop.set()
+        self._slot.close()
+        if self._thread.is_alive():
+            self._thread.join(timeout)
+
+    def _run(self) -> None:
+        while not self._stop.is_set():
+            item = self._slot.get(0.2)
+            if item is None:
+                continue
+            if self.max_rate_hz > 0 and self._last_start is not None:
+                wait = 1.0 / self.max_rate_hz - (self._clock() - self._last_start)
+                if wait > 0:
+                    # Wait out the rate limit, but take a newer request if one arrives.
+                    if self._stop.wait(wait):
+                        return
+                    newer = self._slot.get(0)
+                    if newer is not None:
+                        self.counters.inc("skipped")
+                        item = newer
+            req, stamp_ns = item
+            self._last_start = self._clock()
+            try:
+                text = self._generate(req, self.max_tokens)
+            except Exception as exc:  # noqa: BLE001 - reported, the worker keeps going
+                self.counters.inc("errors")
+                if self._on_error is not None:
+                    self._on_error(exc)
+                else:
+                    _log.warning("reasoning failed: %s", exc)
+                continue
+            gen_ms = (self._clock() - self._last_start) * 1000.0
+            self.latency.add(gen_ms)
+            self.counters.inc("texts")
+            self.last_text, self.last_stamp_ns = str(text), stamp_ns
+            try:
+                self._on_text(str(text), stamp_ns, gen_ms)
+            except Exception as exc:  # noqa: BLE001
+                self.counters.inc("errors")
+                if self._on_error is not None:
+                    self._on_error(exc)

@@ -1,0 +1,171 @@
+"""/diagnostics for dsdrive_node: levels decided ROS-free from a CoreSnapshot, then a DiagnosticArray.
+
+Published on a timer, so silence is visible. Statuses:
+  ``dsdrive_node: planner``        overall: OK / WARN / ERROR with the reason(s) in the message
+  ``dsdrive_node: camera <name>``  per camera: rate, age of the last frame, decode errors, drops
+Levels:
+  ERROR  no plan for ``stale_after`` (since start or the last plan) or the model failed (the
+         latest inference raised / gave an unusable output, or the model never loaded);
+  WARN   planning slower than the anchor camera's frame period, a camera stale (nothing for
+         ``stale_after``), or bad input messages were dropped since the previous report;
+  OK     otherwise.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from typing import Any, Optional
+
+from dsdrive_ros.node.core import CoreSnapshot
+
+__all__ = ["OK", "WARN", "ERROR", "Status", "DiagnosticsState", "evaluate", "to_msg"]
+
+OK, WARN, ERROR = 0, 1, 2
+_LEVEL_NAMES = {OK: "OK", WARN: "WARN", ERROR: "ERROR"}
+
+# Counters whose increase since the previous report means bad input was dropped.
+_BAD_INPUT = ("decode_errors", "bad_odom", "bad_instruction", "unknown_camera")
+
+
+@dataclass
+class Status:
+    level: int
+    name: str
+    message: str
+    values: dict[str, str] = field(default_factory=dict)
+    hardware_id: str = "dsdrive"
+
+
+@dataclass
+class DiagnosticsState:
+    """Remembers the previous report's counters (for 'since last report' warnings)."""
+
+    prev_counters: dict[str, int] = field(default_factory=dict)
+    prev_sync: dict[str, int] = field(default_factory=dict)
+
+
+def _fmt(v: Any) -> str:
+    if v is None:
+        return "n/a"
+    if isinstance(v, float):
+        return f"{v:.2f}"
+    return str(v)
+
+
+def evaluate(snap: CoreSnapshot, stale_after_ms: float, state: Optional[DiagnosticsState] = None,
+             extra: Optional[dict[str, Any]] = None, fatal: str = "") -> list[Status]:
+    """Statuses for one report. ``extra``: node-level values (reasoning, publish counts ...);
+    ``fatal``: a reason the node cannot plan at all (e.g. the model failed to load)."""
+    state = state if state is not None else DiagnosticsState()
+    stale_s = stale_after_ms / 1000.0
+    c = snap.counters
+    errors: list[str] = []
+    warns: list[str] = []
+
+    if fatal:
+        errors.append(fatal)
+    if snap.consecutive_failures > 0:
+        errors.append(f"model failed ({snap.consecutive_failures}x): {snap.last_error}")
+    since_plan = snap.now_mono - (snap.last_plan_mono if snap.last_plan_mono is not None
+                                  else snap.started_mono)
+    if since_plan > stale_s:
+        what = "no plan yet" if snap.last_plan_mono is None else "no plan"
+        errors.append(f"{what} for {since_plan:.1f} s")
+
+    stale = [cam for cam in snap.cameras
+             if snap.camera_ages_s.get(cam) is None or snap.camera_ages_s[cam] > stale_s]
+    if stale:
+        warns.append("stale camera(s): " + ", ".join(stale))
+    anchor_rate = snap.camera_rates.get(snap.anchor, 0.0)
+    if snap.latency_p50_ms is not None and anchor_rate > 0:
+        period_ms = 1000.0 / anchor_rate
+        if snap.latency_p50_ms > period_ms:
+            warns.append(f"planning slower than frames ({snap.latency_p50_ms:.0f} ms > "
+                         f"{period_ms:.0f} ms period)")
+    bad = {k: c.get(k, 0) - state.prev_counters.get(k, 0) for k in _BAD_INPUT}
+    bad = {k: v for k, v in bad.items() if v > 0}
+    if bad:
+        warns.append("dropped bad input: " + ", ".join(f"{v} {k}" for k, v in bad.items()))
+    new_rejects = {k: snap.sync.get(k, 0) - state.prev_sync.get(k, 0)
+                   for k in ("skew_rejects", "stale_rejects", "time_jumps", "duplicates", "out_of_order")}
+    new_rejects = {k: v for k, v in new_rejects.items() if v > 0}
+    if new_rejects:
+        warns.append("sync: " + ", ".join(f"{v} {k}" for k, v in new_rejects.items()))
+
+    level = ERROR if errors else WARN if warns else OK
+    message = "; ".join(errors + warns) if (errors or warns) else "planning"
+    values: dict[str, Any] = {
+        "backend": snap.backend,
+        "plans": snap.plans,
+        "latency_p50_ms": snap.latency_p50_ms,
+        "latency_p99_ms": snap.latency_p99_ms,
+        "since_last_plan_s": since_plan,
+        "sets": snap.sync.get("sets", 0),
+        "sets_dropped": c.get("sets_dropped", 0),
+        "skew_rejects": snap.sync.get("skew_rejects", 0),
+        "stale_rejects": snap.sync.get("stale_rejects", 0),
+        "missing_rejects": snap.sync.get("missing", 0),
+        "time_jumps": snap.sync.get("time_jumps", 0),
+        "out_of_order": snap.sync.get("out_of_order", 0),
+        "duplicates": snap.sync.get("duplicates", 0),
+        "decode_errors": c.get("decode_errors", 0),
+        "bad_odom": c.get("bad_odom", 0),
+        "bad_instruction": c.get("bad_instruction", 0),
+        "invalid_outputs": c.get("invalid_outputs", 0),
+        "inference_errors": c.get("inference_errors", 0),
+        "history_resets": c.get("resets", 0),
+        "stale_cameras": ",".join(stale),
+        "instruction": snap.instruction,
+        "speed_mps": snap.speed,
+        "last_error": snap.last_error,
+    }
+    for cam in snap.cameras:
+        values[f"rate_hz.{cam}"] = snap.camera_rates.get(cam, 0.0)
+    if extra:
+        values.update(extra)
+    statuses = [Status(level, "dsdrive_node: planner", message,
+                       {k: _fmt(v) for k, v in values.items()})]
+
+    for cam in snap.cameras:
+        age = snap.camera_ages_s.get(cam)
+        cam_level = WARN if cam in stale else OK
+        cam_msg = ("no frames yet" if age is None else f"stale ({age:.1f} s)") if cam in stale else "ok"
+        errs = snap.camera_errors.get(cam, 0)
+        if errs - state.prev_counters.get(f"decode_errors.{cam}", 0) > 0:
+            cam_level = max(cam_level, WARN)
+            cam_msg = f"{cam_msg}; bad frames dropped" if cam_msg != "ok" else "bad frames dropped"
+        statuses.append(Status(cam_level, f"dsdrive_node: camera {cam}", cam_msg, {
+            "rate_hz": _fmt(snap.camera_rates.get(cam, 0.0)),
+            "age_s": _fmt(age),
+            "decode_errors": str(errs),
+            "drops": str(snap.sync.get(f"drops.{cam}", 0)),
+            "stale_rejects": str(snap.sync.get(f"stale.{cam}", 0)),
+        }))
+
+    state.prev_counters = dict(c)
+    state.prev_counters.update({f"decode_errors.{cam}": n for cam, n in snap.camera_errors.items()})
+    state.prev_sync = dict(snap.sync)
+    return statuses
+
+
+def level_name(level: int) -> str:
+    return _LEVEL_NAMES.get(level, str(level))
+
+
+def to_msg(statuses: list[Status], stamp: Any, node_name: str = "dsdrive_node") -> Any:
+    """DiagnosticArray (diagnostic_msgs) from statuses; ``stamp``: builtin_interfaces/Time."""
+    from diagnostic_msgs.msg import DiagnosticArray, DiagnosticStatus, KeyValue
+
+    arr = DiagnosticArray()
+    arr.header.stamp = stamp
+    out = []
+    for s in statuses:
+        st = DiagnosticStatus()
+        st.level = bytes([s.level])
+        st.name = s.name
+        st.message = s.message
+        st.hardware_id = s.hardware_id
+        st.values = [KeyValue(key=k, value=v) for k, v in s.values.items()]
+        out.append(st)
+    arr.status = out
+    return arr

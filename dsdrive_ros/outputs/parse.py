@@ -1,0 +1,196 @@
+"""Raw planner arrays -> :class:`PlanOutput` (ROS-free).
+
+The planner returns a dict of numpy arrays (see docs/ARCHITECTURE.md, "Planner graph"). This module
+turns one step's arrays into a validated, self-describing :class:`PlanOutput`; ``fill.py`` turns that
+into ROS messages. Nothing here hard-codes the waypoint count, spacing or frame: they come from the
+model's ``config.json`` (``ModelSpec``).
+
+A non-finite or malformed output raises :class:`PlanParseError`: the caller counts it and publishes
+nothing for that frame (a NaN path must never reach a controller).
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field, replace
+from typing import Any, Mapping
+
+import numpy as np
+
+__all__ = ["PlanOutput", "PlanParseError", "parse_plan", "waypoint_times", "spec_value"]
+
+# A waypoint farther than this from the vehicle is treated as garbage (the model predicts a few
+# seconds ahead: even 200 km/h for 10 s is ~560 m).
+DEFAULT_MAX_ABS_M = 1000.0
+# Slack when checking that end_prob is a probability (sigmoid/softmax outputs in fp16 can overshoot).
+_PROB_TOL = 1e-3
+
+
+class PlanParseError(ValueError):
+    """The model's output for one frame is unusable (shape, NaN/Inf, out of range)."""
+
+
+@dataclass
+class PlanOutput:
+    """One planning step, everything a message needs.
+
+    ``waypoints`` are metres in ``frame_id`` (base_link: x forward, y left) at ``times_s`` seconds
+    after ``stamp_ns`` (the anchor camera's stamp).
+    """
+
+    stamp_ns: int
+    waypoints: np.ndarray  # (K, 2) float64, base_link
+    times_s: np.ndarray  # (K,) float64, seconds after stamp
+    end_prob: float
+    latency_ms: float = 0.0  # sync-complete -> outputs parsed (preprocess + inference)
+    frame_age_ms: float = 0.0  # now - camera stamp at publish time (inc. transport), -1 unknown
+    frames_dropped: int = 0  # frame sets skipped (keep-latest) since the previous published plan
+    backend: str = ""
+    reasoning: str = ""
+    frame_id: str = "base_link"
+    instruction: str = ""
+    speed: float = 0.0
+    end_threshold: float = 1.0
+    seq: int = 0
+    extra: dict[str, Any] = field(default_factory=dict)
+
+    @property
+    def instruction_completed(self) -> bool:
+        """end_prob >= the model's end_threshold (DrivingPlan.end_of_instruction)."""
+        return bool(self.end_prob >= self.end_threshold)
+
+    @property
+    def count(self) -> int:
+        return int(self.waypoints.shape[0])
+
+    def with_reasoning(self, text: str) -> "PlanOutput":
+        return replace(self, reasoning=text)
+
+    def to_dict(self) -> dict[str, Any]:
+        """JSON-friendly form (reports, logs)."""
+        return {
+            "stamp_ns": int(self.stamp_ns),
+            "waypoints": self.waypoints.tolist(),
+            "times_s": self.times_s.tolist(),
+            "end_prob": float(self.end_prob),
+            "instruction_completed": self.instruction_completed,
+            "latency_ms": float(self.latency_ms),
+            "frame_age_ms": float(self.frame_age_ms),
+            "frames_dropped": int(self.frames_dropped),
+            "backend": self.backend,
+            "reasoning": self.reasoning,
+            "frame_id": self.frame_id,
+            "instruction": self.instruction,
+            "speed": float(self.speed),
+            "seq": int(self.seq),
+        }
+
+
+def spec_value(spec: Any, name: str, default: Any = None) -> Any:
+    """Read ``name`` from a ModelSpec-like object or a parsed config.json dict.
+
+    Accepts the runner's ``ModelSpec`` (attributes ``waypoint_count``, ``waypoint_dt``, ``frame_id``,
+    ``end_threshold``) and a raw config dict (``{"waypoints": {"count", "dt_s", "frame_id"}, ...}``).
+    """
+    if spec is None:
+        return default
+    if not isinstance(spec, Mapping):
+        val = getattr(spec, name, None)
+        if val is not None:
+            return val
+        raw = getattr(spec, "raw", None) or getattr(spec, "config", None)
+        if isinstance(raw, Mapping):
+            return spec_value(raw, name, default)
+        return default
+    wp = spec.get("waypoints", {}) if isinstance(spec.get("waypoints"), Mapping) else {}
+    mapping = {
+        "waypoint_count": wp.get("count"),
+        "waypoint_dt": wp.get("dt_s"),
+        "frame_id": wp.get("frame_id"),
+        "end_threshold": spec.get("end_threshold"),
+        "cameras": spec.get("cameras"),
+    }
+    val = mapping.get(name, spec.get(name))
+    return default if val is None else val
+
+
+def waypoint_times(count: int, dt_s: float) -> np.ndarray:
+    """Seconds after the stamp of each waypoint: dt, 2dt, ..., K*dt."""
+    return (np.arange(1, int(count) + 1, dtype=np.float64) * float(dt_s))
+
+
+def _scalar(value: Any, name: str) -> float:
+    arr = np.asarray(value, dtype=np.float64)
+    if arr.size != 1:
+        raise PlanParseError(f"{name}: expected one value per frame, got shape {arr.shape}")
+    out = float(arr.reshape(()))
+    if not np.isfinite(out):
+        raise PlanParseError(f"{name} is not finite ({out})")
+    return out
+
+
+def parse_plan(
+    raw: Mapping[str, Any],
+    spec: Any,
+    *,
+    stamp_ns: int,
+    latency_ms: float = 0.0,
+    frame_age_ms: float = 0.0,
+    frames_dropped: int = 0,
+    backend: str = "",
+    reasoning: str = "",
+    instruction: str = "",
+    speed: float = 0.0,
+    seq: int = 0,
+    max_abs_m: float = DEFAULT_MAX_ABS_M,
+) -> PlanOutput:
+    """Validate one step's raw outputs and wrap them into a :class:`PlanOutput`.
+
+    ``raw`` holds at least ``waypoints`` ((K, 2) or (1, K, 2)) and ``end_prob`` (scalar, (1,) or
+    (1, 1)), as returned by ``PlannerSession.step`` or ``runner.plan``. Raises
+    :class:`PlanParseError` when anything is malformed or not finite.
+    """
+    if "waypoints" not in raw:
+        raise PlanParseError("model output has no 'waypoints'")
+    wp = np.asarray(raw["waypoints"])
+    if wp.ndim == 3 and wp.shape[0] == 1:
+        wp = wp[0]
+    if wp.ndim != 2 or wp.shape[1] != 2:
+        raise PlanParseError(f"waypoints: expected (K, 2), got shape {tuple(np.shape(raw['waypoints']))}")
+    if not np.issubdtype(wp.dtype, np.number):
+        raise PlanParseError(f"waypoints: not numeric (dtype {wp.dtype})")
+    count = spec_value(spec, "waypoint_count")
+    if count is not None and wp.shape[0] != int(count):
+        raise PlanParseError(f"waypoints: model config says {int(count)} points, output has {wp.shape[0]}")
+    wp = wp.astype(np.float64, copy=True)
+    if not np.all(np.isfinite(wp)):
+        bad = int(np.count_nonzero(~np.isfinite(wp)))
+        raise PlanParseError(f"waypoints: {bad} non-finite value(s)")
+    if max_abs_m and float(np.max(np.abs(wp), initial=0.0)) > max_abs_m:
+        raise PlanParseError(f"waypoints: |value| > {max_abs_m} m (max {float(np.max(np.abs(wp))):.3g})")
+
+    if "end_prob" not in raw:
+        raise PlanParseError("model output has no 'end_prob'")
+    end_prob = _scalar(raw["end_prob"], "end_prob")
+    if end_prob < -_PROB_TOL or end_prob > 1.0 + _PROB_TOL:
+        raise PlanParseError(f"end_prob {end_prob} is not a probability")
+    end_prob = min(max(end_prob, 0.0), 1.0)
+
+    dt = float(spec_value(spec, "waypoint_dt", 0.5))
+    if not np.isfinite(dt) or dt <= 0:
+        raise PlanParseError(f"waypoint dt {dt} from the model config is not positive")
+    return PlanOutput(
+        stamp_ns=int(stamp_ns),
+        waypoints=wp,
+        times_s=waypoint_times(wp.shape[0], dt),
+        end_prob=end_prob,
+        latency_ms=float(latency_ms),
+        frame_age_ms=float(frame_age_ms),
+        frames_dropped=int(frames_dropped),
+        backend=str(backend),
+        reasoning=str(reasoning),
+        frame_id=str(spec_value(spec, "frame_id", "base_link")),
+        instruction=str(instruction),
+        speed=float(speed),
+        end_threshold=float(spec_value(spec, "end_threshold", 1.0)),
+        seq=int(seq),
+    )

@@ -1,0 +1,482 @@
+"""dsdrive-replay BAG --model-dir DIR --out OUT [--rate R]: run the real node over a rosbag2 bag.
+
+1. reads the bag (mcap or sqlite3) with `rosbags`: camera/<name>/image_raw[/compressed] for the
+   model's cameras, instruction (std_msgs/String), odom (nav_msgs/Odometry);
+2. starts dsdrive_node in its own process (``python -m dsdrive_ros.node.dsdrive_node --ros-args
+   --params-file ... -p model_dir:=...``), waits until it has subscribed (discovery);
+3. publishes the bag's messages through rclpy, as the recorded CDR bytes (no re-serialisation),
+   on the topics the node subscribes: ``--rate 1`` keeps the recorded timing (real time),
+   ``--rate 2`` twice as fast, ``--rate 0`` as fast as the node keeps up (after each complete
+   camera set, wait for the node's output before sending the next);
+4. records everything the node publishes (dsdrive/path, dsdrive/plan, dsdrive/reasoning,
+   /diagnostics) into ``OUT/outputs`` (rosbag2 mcap), stops the node (SIGINT), and
+5. writes ``OUT/report.md`` + ``OUT/overlays/*.png`` (report.py) and ``OUT/replay.json``.
+
+Structured for a launch file: the node is started with exactly the arguments a
+launch_ros ``Node(package="dsdrive_ros", executable="dsdrive_node", parameters=[...])`` would give
+it; ``--no-node`` replays against a node that is already running (e.g. started by
+launch/replay.launch.py) and only publishes + records.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import shutil
+import signal
+import subprocess
+import sys
+import threading
+import time
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any, Optional, Sequence
+
+from dsdrive_ros.replay.bagio import (
+    T_DIAG,
+    T_PATH,
+    T_PLAN,
+    T_STRING,
+    BagInputs,
+    find_inputs,
+    open_reader,
+    stamp_ns,
+    typestore,
+)
+
+__all__ = ["main", "build_parser", "Replay", "node_command", "OUTPUT_TOPICS"]
+
+# node output topic -> message type (rosbags names)
+OUTPUT_TOPICS = {
+    "/dsdrive/path": T_PATH,
+    "/dsdrive/plan": T_PLAN,
+    "/dsdrive/reasoning": T_STRING,
+    "/diagnostics": T_DIAG,
+}
+
+
+def _default_params_file() -> Optional[Path]:
+    """config/dsdrive.params.yaml: the installed share copy, else the source tree's."""
+    try:
+        from ament_index_python.packages import get_package_share_directory
+
+        p = Path(get_package_share_directory("dsdrive_ros")) / "config" / "dsdrive.params.yaml"
+        if p.is_file():
+            return p
+    except Exception:  # noqa: BLE001
+        pass
+    p = Path(__file__).resolve().parents[2] / "config" / "dsdrive.params.yaml"
+    return p if p.is_file() else None
+
+
+def node_command(model_dir: Path, params_file: Optional[Path], params: Sequence[str]) -> list[str]:
+    cmd = [sys.executable, "-m", "dsdrive_ros.node.dsdrive_node", "--ros-args"]
+    if params_file is not None:
+        cmd += ["--params-file", str(params_file)]
+    cmd += ["-p", f"model_dir:={model_dir}"]
+    for p in params:
+        cmd += ["-p", p]
+    return cmd
+
+
+def build_parser() -> argparse.ArgumentParser:
+    ap = argparse.ArgumentParser(
+        prog="dsdrive-replay", description=__doc__.split("\n\n")[0],
+        formatter_class=argparse.RawDescriptionHelpFormatter)
+    ap.add_argument("bag", type=Path, help="rosbag2 directory (mcap or sqlite3) or .mcap/.db3 file")
+    ap.add_argument("--model-dir", type=Path, required=True, help="exported model directory")
+    ap.add_argument("--out", type=Path, required=True, help="output folder (outputs bag, report)")
+    ap.add_argument("--rate", type=float, default=1.0,
+                    help="1 = recorded timing, 2 = twice as fast, 0 = as fast as the node keeps up")
+    ap.add_argument("--backend", default="auto", choices=["auto", "tensorrt", "onnxruntime", "torch"])
+    ap.add_argument("--precision", default="fp32", choices=["fp32", "fp16", "int8"])
+    ap.add_argument("--params-file", type=Path, default=None,
+                    help="node parameters (default: config/dsdrive.params.yaml)")
+    ap.add_argument("-p", "--param", action="append", default=[], metavar="NAME:=VALUE",
+                    help="extra node parameter (repeatable), e.g. -p reasoning.max_rate_hz:=2.0")
+    ap.add_argument("--transport", default="auto", choices=["auto", "raw", "compressed"],
+                    help="which camera topics of the bag to use (auto: raw if complete)")
+    ap.add_argument("--startup-timeout", type=float, default=300.0,
+                    help="seconds to wait for the node to load the model and subscribe")
+    ap.add_argument("--output-timeout", type=float, default=10.0,
+                    help="--rate 0: seconds to wait for the node's output for one camera set")
+    ap.add_argument("--drain", type=float, default=3.0,
+                    help="seconds without new output after the bag ends before stopping")
+    ap.add_argument("--overlays", type=int, default=4, help="front-camera overlay PNGs in the report")
+    ap.add_argument("--no-node", action="store_true",
+                    help="do not start the node (one is already running on this ROS domain)")
+    ap.add_argument("--no-report", action="store_true", help="skip report.md")
+    ap.add_argument("--overwrite", action="store_true", help="replace OUT/outputs if it exists")
+    ap.add_argument("--no-progress", action="store_true", help="no tqdm progress bar")
+    return ap
+
+
+@dataclass
+class _Recorder:
+    """Writes every output message, as received (CDR bytes), into a rosbag2 mcap bag."""
+
+    path: Path
+    writer: Any = None
+    conns: dict[str, Any] = field(default_factory=dict)
+    counts: dict[str, int] = field(default_factory=dict)
+    lock: threading.Lock = field(default_factory=threading.Lock)
+    cond: threading.Condition = field(init=False)
+    path_stamps: list[int] = field(default_factory=list)
+    path_recv_ns: dict[int, int] = field(default_factory=dict)
+    last_recv_mono: float = 0.0
+
+    def __post_init__(self) -> None:
+        self.cond = threading.Condition(self.lock)
+
+    def open(self) -> None:
+        from rosbags.rosbag2 import StoragePlugin, Writer
+
+        self.writer = Writer(self.path, version=Writer.VERSION_LATEST, storage_plugin=StoragePlugin.MCAP)
+        self.writer.open()
+        ts = typestore()
+        for topic, msgtype in OUTPUT_TOPICS.items():
+            self.conns[topic] = self.writer.add_connection(topic, msgtype, typestore=ts)
+            self.counts[topic] = 0
+
+    def callback(self, topic: str):
+        from nav_msgs.msg import Path as PathMsg
+        from rclpy.serialization import deserialize_message
+
+        def on_msg(data: bytes) -> None:
+            now = time.time_ns()
+            with self.lock:
+                if self.writer is None:
+                    return
+                self.writer.write(self.conns[topic], now, bytes(data))
+                self.counts[topic] += 1
+                self.last_recv_mono = time.monotonic()
+                if topic == "/dsdrive/path":
+                    st = stamp_ns(deserialize_message(bytes(data), PathMsg))
+                    self.path_stamps.append(st)
+                    self.path_recv_ns.setdefault(st, now)
+                self.cond.notify_all()
+
+        return on_msg
+
+    def close(self) -> None:
+        with self.lock:
+            if self.writer is not None:
+                self.writer.close()
+                self.writer = None
+
+
+class Replay:
+    """One replay run (the CLI's logic, usable from Python)."""
+
+    def __init__(self, args: argparse.Namespace) -> None:
+        self.args = args
+        self.out: Path = args.out
+        self.model_dir: Path = args.model_dir.resolve()
+        self.node_proc: Optional[subprocess.Popen] = None
+        self.node_log: Optional[Any] = None
+        self.summary: dict[str, Any] = {}
+
+    # ---- setup ----
+
+    def _cameras(self) -> list[str]:
+        cfg = json.loads((self.model_dir / "config.json").read_text())
+        return list(cfg["cameras"])
+
+    def _start_node(self, transport: str) -> None:
+        a = self.args
+        params_file = a.params_file.resolve() if a.params_file else _default_params_file()
+        params = [f"image_transport:={transport}", f"backend:={a.backend}", f"precision:={a.precision}"]
+        params += list(a.param)
+        cmd = node_command(self.model_dir, params_file, params)
+        env = os.environ.copy()
+        env.setdefault("FASTDDS_BUILTIN_TRANSPORTS", "LARGE_DATA")
+        env["PYTHONUNBUFFERED"] = "1"
+        self.node_log = open(self.out / "node.log", "wb")
+        # cwd = OUT: outside any source tree, so the installed dsdrive_ros (with .msg) is imported.
+        self.node_proc = subprocess.Popen(cmd, cwd=self.out, stdout=self.node_log,
+                                          stderr=subprocess.STDOUT, env=env, start_new_session=True)
+        self.summary["node_command"] = cmd
+
+    def _node_tail(self, n: int = 3000) -> str:
+        try:
+            if self.node_log is not None and not self.node_log.closed:
+                self.node_log.flush()
+            return (self.out / "node.log").read_text(errors="replace")[-n:]
+        except OSError:
+            return ""
+
+    def _node_alive(self) -> bool:
+        return self.node_proc is None or self.node_proc.poll() is None
+
+    def _stop_node(self) -> Optional[int]:
+        p = self.node_proc
+        if p is None:
+            return None
+        if p.poll() is None:
+            p.send_signal(signal.SIGINT)
+            try:
+                p.wait(20)
+            except subprocess.TimeoutExpired:
+                p.kill()
+                p.wait(5)
+        if self.node_log is not None:
+            self.node_log.close()
+        return p.returncode
+
+    # ---- run ----
+
+    def run(self) -> int:
+        a = self.args
+        if not (self.model_dir / "config.json").is_file():
+            print(f"dsdrive-replay: {self.model_dir}/config.json not found", file=sys.stderr)
+            return 2
+        self.out.mkdir(parents=True, exist_ok=True)
+        outputs = self.out / "outputs"
+        if outputs.exists():
+            if not a.overwrite:
+                print(f"dsdrive-replay: {outputs} exists (use --overwrite)", file=sys.stderr)
+                return 2
+            shutil.rmtree(outputs)
+        cameras = self._cameras()
+        reader = open_reader(a.bag)
+        reader.open()
+        try:
+            try:
+                inputs = find_inputs(reader, cameras, a.transport)
+            except ValueError as exc:
+                print(f"dsdrive-replay: {exc}", file=sys.stderr)
+                return 2
+            return self._run(reader, inputs, cameras, outputs)
+        finally:
+            reader.close()
+
+    def _run(self, reader: Any, inputs: BagInputs, cameras: list[str], outputs: Path) -> int:
+        import rclpy
+        from rclpy.executors import SingleThreadedExecutor
+
+        from dsdrive_ros.node.dsdrive_node import TOPICS, camera_topic
+        from dsdrive_ros.node.qos import instruction_qos, output_qos
+
+        a = self.args
+        t_start = time.monotonic()
+        if not a.no_node:
+            self._start_node(inputs.transport)
+        ctx = rclpy.context.Context()
+        rclpy.init(context=ctx, signal_handler_options=rclpy.signals.SignalHandlerOptions.NO)
+        node = rclpy.create_node("dsdrive_replay", context=ctx)
+        executor = SingleThreadedExecutor(context=ctx)
+        executor.add_node(node)
+        rec = _Recorder(outputs)
+        rec.open()
+        spin_stop = threading.Event()
+
+        def spin() -> None:
+            while not spin_stop.is_set() and ctx.ok():
+                try:
+                    executor.spin_once(timeout_sec=0.05)
+                except Exception:  # noqa: BLE001 - shutting down
+                    if spin_stop.is_set():
+                        return
+
+        rc = 0
+        sent: dict[str, int] = {}
+        timeouts = 0
+        sets = 0
+        e2e_ms: list[float] = []
+        spinner = threading.Thread(target=spin, daemon=True)
+        try:
+            from diagnostic_msgs.msg import DiagnosticArray
+            from nav_msgs.msg import Odometry
+            from nav_msgs.msg import Path as PathMsg
+            from sensor_msgs.msg import CompressedImage, Image
+            from std_msgs.msg import String
+
+            from dsdrive_ros.msg import DrivingPlan
+
+            types = {"/dsdrive/path": PathMsg, "/dsdrive/plan": DrivingPlan,
+                     "/dsdrive/reasoning": String, "/diagnostics": DiagnosticArray}
+            subs = {t: node.create_subscription(types[t], t, rec.callback(t), output_qos(50), raw=True)
+                    for t in OUTPUT_TOPICS}
+            img_type = CompressedImage if inputs.transport == "compressed" else Image
+            pubs: dict[int, tuple[str, Any]] = {}  # connection id -> (topic, publisher)
+            cam_pubs = {}
+            for cam, conn in inputs.cameras.items():
+                topic = "/" + camera_topic(cam, inputs.transport)
+                cam_pubs[cam] = node.create_publisher(img_type, topic, output_qos(4))
+                pubs[conn.id] = (cam, cam_pubs[cam])
+            if inputs.instruction is not None:
+                pubs[inputs.instruction.id] = ("instruction", node.create_publisher(
+                    String, "/" + TOPICS["instruction"], instruction_qos()))
+            if inputs.odom is not None:
+                pubs[inputs.odom.id] = ("odom", node.create_publisher(
+                    Odometry, "/" + TOPICS["odom"], output_qos(5)))
+            spinner.start()
+
+            # ---- discovery: the node subscribed to every camera and we see its outputs ----
+            deadline = time.monotonic() + a.startup_timeout
+            while time.monotonic() < deadline:
+                if not self._node_alive():
+                    print(f"dsdrive-replay: the node exited during startup "
+                          f"(code {self.node_proc.returncode}):\n{self._node_tail()}", file=sys.stderr)
+                    return 1
+                if (all(p.get_subscription_count() > 0 for p in cam_pubs.values())
+                        and subs["/dsdrive/path"].get_publisher_count() > 0):
+                    break
+                time.sleep(0.05)
+            else:
+                print(f"dsdrive-replay: node not ready after {a.startup_timeout} s:\n{self._node_tail()}",
+                      file=sys.stderr)
+                return 1
+            time.sleep(0.3)  # let the remaining endpoints (instruction, odom) match too
+
+            rc, sent, sets, timeouts, e2e_ms = self._publish(reader, inputs, cameras, pubs, rec)
+
+            # ---- drain: wait until outputs stop coming ----
+            quiet_since = time.monotonic()
+            last_count = -1
+            while time.monotonic() - quiet_since < a.drain and self._node_alive():
+                with rec.lock:
+                    n = sum(rec.counts[t] for t in ("/dsdrive/path", "/dsdrive/reasoning"))
+                if n != last_count:
+                    last_count, quiet_since = n, time.monotonic()
+                time.sleep(0.1)
+            if not self._node_alive():
+                print(f"dsdrive-replay: the node died during the replay:\n{self._node_tail()}",
+                      file=sys.stderr)
+                rc = 1
+        except KeyboardInterrupt:
+            print("dsdrive-replay: interrupted", file=sys.stderr)
+            rc = 130
+        finally:
+            node_rc = self._stop_node()
+            spin_stop.set()
+            if spinner.is_alive():
+                spinner.join(2.0)
+            rec.close()
+            try:
+                executor.shutdown(timeout_sec=1.0)
+                node.destroy_node()
+            finally:
+                rclpy.try_shutdown(context=ctx)
+
+        with rec.lock:
+            counts = dict(rec.counts)
+        self.summary.update({
+            "bag": str(a.bag), "model_dir": str(self.model_dir), "rate": a.rate,
+            "transport": inputs.transport, "cameras": cameras,
+            "sent": sent, "camera_sets": sets, "sets_without_output": timeouts,
+            "received": counts, "node_exit_code": node_rc,
+            "end_to_end_ms": e2e_ms, "wall_s": time.monotonic() - t_start,
+        })
+        (self.out / "replay.json").write_text(json.dumps(self.summary, indent=1))
+        if node_rc not in (None, 0) and rc == 0:
+            print(f"dsdrive-replay: the node exited with code {node_rc}:\n{self._node_tail()}",
+                  file=sys.stderr)
+            rc = 1
+        print(f"dsdrive-replay: sent {sum(sent.values())} messages ({sets} camera sets), received "
+              f"{counts.get('/dsdrive/path', 0)} paths, {counts.get('/dsdrive/reasoning', 0)} "
+              f"reasoning texts -> {outputs}")
+        if not a.no_report:
+            from dsdrive_ros.replay.report import write_report
+
+            report = write_report(a.bag, self.out, model_dir=self.model_dir, n_overlays=a.overlays)
+            print(f"dsdrive-replay: report {report}")
+        return rc
+
+    def _publish(self, reader: Any, inputs: BagInputs, cameras: list[str],
+                 pubs: dict[int, tuple[str, Any]], rec: _Recorder):
+        """Publish the bag's inputs; returns (rc, sent counts, camera sets, sets without output, e2e ms)."""
+        a = self.args
+        conns = inputs.connections()
+        total = sum(c.msgcount for c in conns)
+        progress = None
+        if not a.no_progress:
+            try:
+                from tqdm import tqdm
+
+                progress = tqdm(total=total, unit="msg", desc="replay", dynamic_ncols=True)
+            except ImportError:
+                pass
+        anchor = cameras[0]
+        anchor_conn = inputs.cameras[anchor].id
+        cam_conn_ids = {c.id for c in inputs.cameras.values()}
+        sent: dict[str, int] = {}
+        pending: set[str] = set()
+        tick_anchor_ns: Optional[int] = None
+        sets = timeouts = 0
+        e2e_ms: list[float] = []
+        send_ns: dict[int, int] = {}
+        t0_bag: Optional[int] = None
+        t0_wall = time.monotonic()
+        first_output = True
+        rc = 0
+        try:
+            for conn, t_bag, raw in reader.messages(connections=conns):
+                if not self._node_alive():
+                    rc = 1
+                    break
+                if a.rate > 0:
+                    if t0_bag is None:
+                        t0_bag, t0_wall = t_bag, time.monotonic()
+                    wait = t0_wall + (t_bag - t0_bag) / 1e9 / a.rate - time.monotonic()
+                    if wait > 0:
+                        time.sleep(wait)
+                role, pub = pubs[conn.id]
+                if conn.id == anchor_conn:
+                    try:
+                        tick_anchor_ns = stamp_ns(reader.deserialize(raw, conn.msgtype))
+                        send_ns.setdefault(tick_anchor_ns, time.time_ns())
+                    except Exception:  # noqa: BLE001 - a broken message is the node's to reject
+                        tick_anchor_ns = None
+                pub.publish(bytes(raw))
+                sent[role] = sent.get(role, 0) + 1
+                if progress is not None:
+                    progress.update(1)
+                if conn.id in cam_conn_ids:
+                    pending.add(role)
+                    if pending >= set(cameras):
+                        sets += 1
+                        pending.clear()
+                        if a.rate == 0:
+                            # as fast as the node keeps up: wait for its output for this set
+                            timeout = max(a.output_timeout, 60.0) if first_output else a.output_timeout
+                            if not self._wait_output(rec, tick_anchor_ns, timeout):
+                                timeouts += 1
+                            else:
+                                first_output = False
+        finally:
+            if progress is not None:
+                progress.close()
+        with rec.lock:
+            for st, t_send in send_ns.items():
+                t_recv = rec.path_recv_ns.get(st)
+                if t_recv is not None:
+                    e2e_ms.append((t_recv - t_send) / 1e6)
+        return rc, sent, sets, timeouts, e2e_ms
+
+    def _wait_output(self, rec: _Recorder, stamp: Optional[int], timeout: float) -> bool:
+        """Wait until the node published a path for ``stamp`` (or any newer one)."""
+        deadline = time.monotonic() + timeout
+        with rec.cond:
+            while True:
+                if stamp is None and rec.path_stamps:
+                    return True
+                if stamp is not None and rec.path_stamps and max(rec.path_stamps[-5:]) >= stamp:
+                    return True
+                left = deadline - time.monotonic()
+                if left <= 0 or not self._node_alive():
+                    return False
+                rec.cond.wait(min(left, 0.2))
+
+
+def main(argv: Optional[Sequence[str]] = None) -> int:
+    args = build_parser().parse_args(argv)
+    if args.rate < 0:
+        print("dsdrive-replay: --rate must be >= 0", file=sys.stderr)
+        return 2
+    return Replay(args).run()
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,392 @@
+"""OUT/report.md for a replay: counts, latency, drops, ADE/FDE, front-camera overlays. ROS-free.
+
+Inputs: the replayed bag (camera frames, optional camera/<front>/camera_info and
+/ground_truth/path) and OUT/outputs (what the node published, recorded by cli.py), plus
+OUT/replay.json when present (what was sent, end-to-end latency).
+
+Overlays project the predicted path (and the ground truth, if any) into the front camera with a
+pinhole model: from the bag's CameraInfo when it has one, else FOV 100 deg (LMDrive's cameras);
+mounted x=1.3 m, z=2.3 m in base_link, looking along +x, level. Waypoints lie on the ground (z=0).
+
+    python -m dsdrive_ros.replay.report BAG OUT [--model-dir DIR] [--overlays N]
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import math
+import sys
+import textwrap
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any, Optional, Sequence
+
+import cv2
+import numpy as np
+
+from dsdrive_ros.replay.bagio import (
+    T_CAMERA_INFO,
+    T_COMPRESSED,
+    find_inputs,
+    open_reader,
+    stamp_ns,
+)
+
+__all__ = ["CameraModel", "write_report", "ade_fde", "read_outputs", "main"]
+
+DEFAULT_FOV_DEG = 100.0
+DEFAULT_CAM_X = 1.3
+DEFAULT_CAM_Z = 2.3
+_LEVELS = {0: "OK", 1: "WARN", 2: "ERROR", 3: "STALE"}
+
+
+@dataclass
+class CameraModel:
+    """Pinhole camera at (x, y, z) in base_link looking along +x (rotated by yaw), level."""
+
+    fx: float
+    fy: float
+    cx: float
+    cy: float
+    width: int
+    height: int
+    x: float = DEFAULT_CAM_X
+    y: float = 0.0
+    z: float = DEFAULT_CAM_Z
+    yaw: float = 0.0
+    source: str = "fov"
+
+    @classmethod
+    def from_fov(cls, width: int, height: int, fov_deg: float = DEFAULT_FOV_DEG, **kw: Any) -> "CameraModel":
+        f = (width / 2.0) / math.tan(math.radians(fov_deg) / 2.0)
+        return cls(f, f, width / 2.0, height / 2.0, int(width), int(height),
+                   source=f"pinhole, horizontal FOV {fov_deg:g} deg", **kw)
+
+    @classmethod
+    def from_camera_info(cls, info: Any, width: int, height: int, **kw: Any) -> "CameraModel":
+        """From sensor_msgs/CameraInfo (K), rescaled when the image size differs from info's."""
+        k = np.asarray(info.k, dtype=np.float64).reshape(3, 3)
+        sx = width / float(info.width) if info.width else 1.0
+        sy = height / float(info.height) if info.height else 1.0
+        return cls(k[0, 0] * sx, k[1, 1] * sy, k[0, 2] * sx, k[1, 2] * sy, int(width), int(height),
+                   source="camera_info", **kw)
+
+    def project(self, xy: np.ndarray, z: float = 0.0) -> tuple[np.ndarray, np.ndarray]:
+        """base_link points (N, 2) on the plane z -> pixel coords (N, 2) and a mask of points in
+        front of the camera (at least 0.5 m ahead)."""
+        pts = np.asarray(xy, dtype=np.float64).reshape(-1, 2)
+        dx, dy, dz = pts[:, 0] - self.x, pts[:, 1] - self.y, z - self.z
+        c, s = math.cos(self.yaw), math.sin(self.yaw)
+        fwd = c * dx + s * dy  # camera axes: forward, left, up (rotated by the camera's yaw)
+        left = -s * dx + c * dy
+        valid = fwd > 0.5
+        with np.errstate(divide="ignore", invalid="ignore"):
+            u = self.cx + self.fx * (-left) / fwd
+            v = self.cy + self.fy * (-dz) / fwd
+        return np.stack([u, v], axis=1), valid
+
+
+def ade_fde(pred: np.ndarray, gt: np.ndarray) -> tuple[float, float]:
+    """Average / final displacement error (m) over the common prefix of two (K, 2) paths."""
+    k = min(len(pred), len(gt))
+    if k == 0:
+        return float("nan"), float("nan")
+    d = np.linalg.norm(np.asarray(pred[:k], float) - np.asarray(gt[:k], float), axis=1)
+    return float(d.mean()), float(d[-1])
+
+
+def _path_xy(path: Any) -> np.ndarray:
+    return np.array([[p.pose.position.x, p.pose.position.y] for p in path.poses],
+                    dtype=np.float64).reshape(-1, 2)
+
+
+def read_outputs(outputs: Path) -> dict[str, list[tuple[int, Any]]]:
+    """{topic: [(receive time ns, message)]} of the recorded node outputs."""
+    res: dict[str, list[tuple[int, Any]]] = {}
+    if not outputs.exists():
+        return res
+    reader = open_reader(outputs)
+    with reader:
+        for conn, t, raw in reader.messages():
+            res.setdefault(conn.topic, []).append((t, reader.deserialize(raw, conn.msgtype)))
+    return res
+
+
+def _decode(msg: Any, msgtype: str) -> np.ndarray:
+    from dsdrive_ros.frames import compressed_from_msg, image_from_msg
+
+    return compressed_from_msg(msg) if msgtype == T_COMPRESSED else image_from_msg(msg, copy=True)
+
+
+def _pct(values: Sequence[float], q: float) -> Optional[float]:
+    return float(np.percentile(np.asarray(values, float), q)) if len(values) else None
+
+
+def _f(v: Optional[float], unit: str = "", nd: int = 1) -> str:
+    return "n/a" if v is None or (isinstance(v, float) and not math.isfinite(v)) else f"{v:.{nd}f}{unit}"
+
+
+def _draw_path(img: np.ndarray, cam: CameraModel, xy: np.ndarray, color: tuple[int, int, int],
+               thickness: int) -> None:
+    if len(xy) == 0:
+        return
+    # start at the vehicle (origin) so the path visibly leaves the car; sample segments finely so
+    # the projected polyline follows the ground
+    pts = np.vstack([[cam.x + 0.6, 0.0], xy])
+    fine = []
+    for a, b in zip(pts[:-1], pts[1:]):
+        for t in np.linspace(0.0, 1.0, 8, endpoint=False):
+            fine.append(a + (b - a) * t)
+    fine.append(pts[-1])
+    uv, ok = cam.project(np.array(fine))
+    poly = [tuple(int(round(c)) for c in p) for p, good in zip(uv, ok) if good and np.all(np.isfinite(p))]
+    if len(poly) >= 2:
+        cv2.polylines(img, [np.array(poly, np.int32)], False, color, thickness, cv2.LINE_AA)
+    if len(poly) < 2 and not any(ok):
+        return
+    uvw, okw = cam.project(xy)
+    for p, good in zip(uvw, okw):
+        if good and np.all(np.isfinite(p)) and abs(p[0]) < 1e5 and abs(p[1]) < 1e5:
+            cv2.circle(img, (int(round(p[0])), int(round(p[1]))), thickness + 3, color, -1, cv2.LINE_AA)
+
+
+def render_overlay(rgb: np.ndarray, cam: CameraModel, pred: np.ndarray, gt: Optional[np.ndarray],
+                   lines: Sequence[str], reasoning: str) -> np.ndarray:
+    """BGR image: the front frame (upscaled to >= 640 px wide) with the paths and a text panel."""
+    scale = max(1.0, 640.0 / rgb.shape[1])
+    img = cv2.cvtColor(rgb, cv2.COLOR_RGB2BGR)
+    if scale > 1.0:
+        img = cv2.resize(img, (int(round(rgb.shape[1] * scale)), int(round(rgb.shape[0] * scale))),
+                         interpolation=cv2.INTER_LINEAR)
+    scam = CameraModel(cam.fx * scale, cam.fy * scale, cam.cx * scale, cam.cy * scale,
+                       img.shape[1], img.shape[0], cam.x, cam.y, cam.z, cam.yaw, cam.source)
+    if gt is not None:
+        _draw_path(img, scam, gt, (60, 200, 60), 2)  # ground truth: green
+    _draw_path(img, scam, pred, (40, 40, 240), 3)  # prediction: red
+    if not np.any(scam.project(pred)[1]):
+        cv2.putText(img, "predicted path not in view (behind or under the camera)", (8, 20),
+                    cv2.FONT_HERSHEY_SIMPLEX, 0.5, (40, 40, 240), 1, cv2.LINE_AA)
+    width = img.shape[1]
+    chars = max(20, int(width / 9))
+    text = list(lines)
+    if reasoning:
+        text += textwrap.wrap("reasoning: " + reasoning, chars)[:6]
+    panel = np.full((18 * len(text) + 12, width, 3), 30, np.uint8)
+    for i, line in enumerate(text):
+        cv2.putText(panel, line[: chars + 10], (8, 20 + 18 * i), cv2.FONT_HERSHEY_SIMPLEX, 0.5,
+                    (235, 235, 235), 1, cv2.LINE_AA)
+    legend = "red: predicted" + ("   green: ground truth" if gt is not None else "")
+    cv2.putText(img, legend, (8, img.shape[0] - 10), cv2.FONT_HERSHEY_SIMPLEX, 0.5, (255, 255, 255),
+                1, cv2.LINE_AA)
+    return np.vstack([img, panel])
+
+
+def write_report(bag: str | Path, out: str | Path, *, model_dir: Optional[str | Path] = None,
+                 n_overlays: int = 4, camera: Optional[str] = None, fov_deg: float = DEFAULT_FOV_DEG,
+                 cam_x: float = DEFAULT_CAM_X, cam_z: float = DEFAULT_CAM_Z) -> Path:
+    """Write OUT/report.md (+ OUT/overlays/*.png); returns the report's path."""
+    out = Path(out)
+    bag = Path(bag)
+    outs = read_outputs(out / "outputs")
+    summary: dict[str, Any] = {}
+    if (out / "replay.json").is_file():
+        summary = json.loads((out / "replay.json").read_text())
+    cameras: list[str] = list(summary.get("cameras") or [])
+    if not cameras and model_dir is not None and (Path(model_dir) / "config.json").is_file():
+        cameras = list(json.loads((Path(model_dir) / "config.json").read_text())["cameras"])
+    if not cameras:
+        cameras = ["front", "left", "right", "rear"]
+    front = camera or cameras[0]
+
+    plans = outs.get("/dsdrive/plan", [])
+    paths = outs.get("/dsdrive/path", [])
+    reasonings = outs.get("/dsdrive/reasoning", [])
+    diags = outs.get("/diagnostics", [])
+
+    # ---- the bag: counts, ground truth, camera info; which front frames we need ----
+    reader = open_reader(bag)
+    with reader:
+        topic_counts = {c.topic: (c.msgtype, c.msgcount) for c in reader.connections}
+        try:
+            inputs = find_inputs(reader, cameras, summary.get("transport", "auto"))
+        except ValueError:
+            inputs = None
+        gt: dict[int, np.ndarray] = {}
+        if inputs is not None and inputs.ground_truth is not None:
+            for _, _, raw in reader.messages(connections=[inputs.ground_truth]):
+                msg = reader.deserialize(raw, inputs.ground_truth.msgtype)
+                gt[stamp_ns(msg)] = _path_xy(msg)
+        info = None
+        if inputs is not None and front in inputs.camera_info:
+            for _, _, raw in reader.messages(connections=[inputs.camera_info[front]]):
+                info = reader.deserialize(raw, T_CAMERA_INFO)
+                break
+        anchor_frames = (inputs.cameras[front].msgcount if inputs is not None and front in inputs.cameras
+                         else 0)
+        # overlays: plans spread evenly over the run
+        plan_by_stamp = {stamp_ns(m): (t, m) for t, m in plans}
+        chosen: list[int] = []
+        if plan_by_stamp and n_overlays > 0:
+            stamps = sorted(plan_by_stamp)
+            idx = np.unique(np.linspace(0, len(stamps) - 1, min(n_overlays, len(stamps))).round().astype(int))
+            chosen = [stamps[i] for i in idx]
+        frames: dict[int, np.ndarray] = {}
+        if chosen and inputs is not None and front in inputs.cameras:
+            conn = inputs.cameras[front]
+            want = set(chosen)
+            for _, _, raw in reader.messages(connections=[conn]):
+                msg = reader.deserialize(raw, conn.msgtype)
+                st = stamp_ns(msg)
+                if st in want:
+                    try:
+                        frames[st] = _decode(msg, conn.msgtype)
+                    except Exception:  # noqa: BLE001 - an undecodable frame just has no overlay
+                        pass
+                    if len(frames) == len(want):
+                        break
+
+    # ---- metrics ----
+    lat = [float(m.model_latency_ms) for _, m in plans]
+    dropped = sum(int(m.frames_dropped) for _, m in plans)
+    e2e = [float(v) for v in summary.get("end_to_end_ms", [])]
+    ends = sum(1 for _, m in plans if m.end_of_instruction)
+    errs = []
+    for st, (_, m) in sorted(plan_by_stamp.items()):
+        if st in gt:
+            errs.append(ade_fde(_path_xy(m.path), gt[st]))
+    ade = float(np.mean([e[0] for e in errs])) if errs else None
+    fde = float(np.mean([e[1] for e in errs])) if errs else None
+    nonfinite = sum(1 for _, p in paths if not np.all(np.isfinite(_path_xy(p))))
+    levels: dict[str, int] = {}
+    last_values: dict[str, str] = {}
+    for _, arr in diags:
+        for st in arr.status:
+            if st.name == "dsdrive_node: planner":
+                lv = int(st.level[0]) if isinstance(st.level, (bytes, bytearray)) else int(st.level)
+                levels[_LEVELS.get(lv, str(lv))] = levels.get(_LEVELS.get(lv, str(lv)), 0) + 1
+                last_values = {kv.key: kv.value for kv in st.values}
+    backend = plans[-1][1].backend if plans else last_values.get("backend", "n/a")
+
+    # ---- overlays ----
+    ov_dir = out / "overlays"
+    ov_dir.mkdir(parents=True, exist_ok=True)
+    for old in ov_dir.glob("*.png"):
+        old.unlink()
+    overlay_files: list[tuple[str, int]] = []
+    cam_source = "n/a"
+    reasoning_times = [(t, m.data) for t, m in reasonings]
+    for i, st in enumerate(chosen):
+        rgb = frames.get(st)
+        if rgb is None:
+            continue
+        h, w = rgb.shape[:2]
+        cam = (CameraModel.from_camera_info(info, w, h, x=cam_x, z=cam_z) if info is not None
+               else CameraModel.from_fov(w, h, fov_deg, x=cam_x, z=cam_z))
+        cam_source = cam.source
+        t_recv, m = plan_by_stamp[st]
+        text = m.reasoning
+        if not text:  # the newest reasoning published up to this plan
+            prior = [r for t, r in reasoning_times if t <= t_recv]
+            text = prior[-1] if prior else ""
+        pred = _path_xy(m.path)
+        g = gt.get(st)
+        lines = [f"t={st / 1e9:.3f}  instruction: {m.instruction or '(none)'}",
+                 f"end_prob {m.end_probability:.2f}  latency {m.model_latency_ms:.1f} ms  "
+                 f"{m.backend}"]
+        if g is not None:
+            a, f_ = ade_fde(pred, g)
+            lines.append(f"ADE {a:.2f} m  FDE {f_:.2f} m")
+        img = render_overlay(rgb, cam, pred, g, lines, text)
+        name = f"{i:02d}_{st}.png"
+        cv2.imwrite(str(ov_dir / name), img)
+        overlay_files.append((name, st))
+
+    # ---- markdown ----
+    L: list[str] = []
+    L.append("# dsdrive replay report\n")
+    L.append(f"- bag: `{bag}`")
+    if model_dir is not None or summary.get("model_dir"):
+        L.append(f"- model: `{summary.get('model_dir', model_dir)}`")
+    L.append(f"- backend: `{backend}`")
+    if summary:
+        rate = summary.get("rate")
+        L.append(f"- rate: {rate} ({'as fast as the node keeps up' if rate == 0 else 'x recorded timing'})"
+                 f", transport: {summary.get('transport')}, wall time {summary.get('wall_s', 0):.1f} s"
+                 f", node exit code {summary.get('node_exit_code')}")
+    L.append("")
+    L.append("## Counts\n")
+    L.append("| what | count |\n|---|---|")
+    for cam in cameras:
+        if inputs is not None and cam in inputs.cameras:
+            L.append(f"| input frames `{inputs.cameras[cam].topic}` | {inputs.cameras[cam].msgcount} |")
+    if summary:
+        L.append(f"| camera sets sent | {summary.get('camera_sets', 'n/a')} |")
+        L.append(f"| sets without output (timeout, rate 0) | {summary.get('sets_without_output', 'n/a')} |")
+    L.append(f"| paths received (`/dsdrive/path`) | {len(paths)} |")
+    L.append(f"| plans received (`/dsdrive/plan`) | {len(plans)} |")
+    L.append(f"| planned / anchor frames | {len(plan_by_stamp)} / {anchor_frames} "
+             f"({100.0 * len(plan_by_stamp) / anchor_frames if anchor_frames else 0:.0f} %) |")
+    L.append(f"| reasoning texts (`/dsdrive/reasoning`) | {len(reasonings)} |")
+    L.append(f"| non-finite paths | {nonfinite} |")
+    L.append(f"| plans with end_of_instruction | {ends} |")
+    L.append(f"| /diagnostics reports | {len(diags)} ({', '.join(f'{k} {v}' for k, v in sorted(levels.items())) or 'none'}) |")
+    L.append("")
+    L.append("## Latency and drops\n")
+    L.append("| metric | p50 | p99 | max |\n|---|---|---|---|")
+    L.append(f"| model latency (ms) | {_f(_pct(lat, 50))} | {_f(_pct(lat, 99))} | {_f(max(lat) if lat else None)} |")
+    if e2e:
+        L.append(f"| publish -> path received (ms) | {_f(_pct(e2e, 50))} | {_f(_pct(e2e, 99))} | {_f(max(e2e))} |")
+    # DrivingPlan.frame_age_ms (publish time - camera stamp) is not shown: in a replay the camera
+    # stamps are the recording's, so it measures the bag's age, not the node.
+    L.append("")
+    L.append(f"- frame sets dropped by keep-latest (sum of DrivingPlan.frames_dropped): {dropped}")
+    keys = ("sets_dropped", "skew_rejects", "stale_rejects", "missing_rejects", "time_jumps",
+            "decode_errors", "bad_odom", "bad_instruction", "invalid_outputs", "inference_errors")
+    if last_values:
+        L.append("- node counters (last /diagnostics): " + ", ".join(
+            f"{k} {last_values[k]}" for k in keys if k in last_values))
+        if last_values.get("latency_p50_ms"):
+            L.append(f"- node latency window: p50 {last_values.get('latency_p50_ms')} ms, "
+                     f"p99 {last_values.get('latency_p99_ms')} ms")
+    L.append("")
+    L.append("## Accuracy against /ground_truth/path\n")
+    if errs:
+        L.append(f"- matched plans: {len(errs)} (by header stamp)")
+        L.append(f"- ADE: {ade:.3f} m, FDE: {fde:.3f} m (mean over plans; common prefix of the paths)")
+    else:
+        L.append("- the bag has no `/ground_truth/path` matching the planned stamps: no ADE/FDE")
+    L.append("")
+    L.append("## Front camera overlays\n")
+    if overlay_files:
+        L.append(f"Camera model: {cam_source}; mounted x={cam_x} m, z={cam_z} m. "
+                 "Red: predicted path; green: ground truth.\n")
+        for name, st in overlay_files:
+            L.append(f"### t = {st / 1e9:.3f} s\n\n![{name}](overlays/{name})\n")
+    else:
+        L.append("- no overlay (no plans, or no matching front frames)")
+    if reasonings:
+        L.append("\n## Reasoning (last 3)\n")
+        for _, m in reasonings[-3:]:
+            L.append("> " + (m.data.replace("\n", " ")[:500] or "(empty)") + "\n")
+    report = out / "report.md"
+    report.write_text("\n".join(L) + "\n")
+    return report
+
+
+def main(argv: Optional[Sequence[str]] = None) -> int:
+    ap = argparse.ArgumentParser(prog="python -m dsdrive_ros.replay.report", description=__doc__.split("\n\n")[0])
+    ap.add_argument("bag", type=Path)
+    ap.add_argument("out", type=Path, help="replay output folder (holds outputs/)")
+    ap.add_argument("--model-dir", type=Path, default=None)
+    ap.add_argument("--overlays", type=int, default=4)
+    ap.add_argument("--camera", default=None, help="camera for overlays (default: the first)")
+    ap.add_argument("--fov", type=float, default=DEFAULT_FOV_DEG)
+    a = ap.parse_args(argv)
+    print(write_report(a.bag, a.out, model_dir=a.model_dir, n_overlays=a.overlays, camera=a.camera,
+                       fov_deg=a.fov))
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
