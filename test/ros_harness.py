@@ -180,3 +180,183 @@ def diag_values(arr: Any, name: str = "dsdrive_node: planner") -> tuple[int, str
             level = st.level[0] if isinstance(st.level, (bytes, bytearray)) else int(st.level)
             return level, st.message, {kv.key: kv.value for kv in st.values}
     return -1, "", {}
+
+
+# ---------------------------------------------------------------------------------------------
+# DriveRig: the other side of a running node (used by test_faults, test_lifecycle, bench/soak.py)
+
+def proc_rss_kib(pid: int) -> int:
+    """VmRSS of a process in KiB (Linux /proc)."""
+    for line in Path(f"/proc/{pid}/status").read_text().splitlines():
+        if line.startswith("VmRSS:"):
+            return int(line.split()[1])
+    raise RuntimeError(f"no VmRSS for pid {pid}")
+
+
+def session_pids(sid: int) -> list[int]:
+    """Live processes of session ``sid`` (NodeProcess starts the node in a session of its own)."""
+    out = []
+    for d in Path("/proc").iterdir():
+        if not d.name.isdigit():
+            continue
+        try:
+            stat = (d / "stat").read_text()
+        except OSError:
+            continue
+        fields = stat[stat.rindex(")") + 2:].split()  # after "pid (comm) "
+        state, session = fields[0], int(fields[3])
+        if session == sid and state != "Z":
+            out.append(int(d.name))
+    return out
+
+
+class DriveRig:
+    """Test-side rclpy node: camera/instruction/odom publishers, subscriptions to every output.
+
+    Camera messages are built once per ``seed`` and only restamped when sent (a burst of
+    thousands of sets costs no encoding)."""
+
+    def __init__(self, name: str = "dsdrive_rig", compressed: bool = False,
+                 cameras: Sequence[str] = CAMERAS, image_hw: tuple[int, int] = (96, 160),
+                 camera_depth: int = 2, outputs: bool = True) -> None:
+        from diagnostic_msgs.msg import DiagnosticArray
+        from nav_msgs.msg import Odometry
+        from nav_msgs.msg import Path as PathMsg
+        from rclpy.qos import DurabilityPolicy, QoSProfile, ReliabilityPolicy
+        from sensor_msgs.msg import CompressedImage, Image
+        from std_msgs.msg import String
+
+        self.h = Harness(name)
+        node = self.h.node
+        self.compressed = compressed
+        self.cameras = list(cameras)
+        self.image_hw = image_hw
+        self.latched = QoSProfile(depth=1, reliability=ReliabilityPolicy.RELIABLE,
+                                  durability=DurabilityPolicy.TRANSIENT_LOCAL)
+        suffix = "/compressed" if compressed else ""
+        self.cams = {c: node.create_publisher(CompressedImage if compressed else Image,
+                                              f"/camera/{c}/image_raw{suffix}", camera_depth)
+                     for c in self.cameras}
+        self.instruction = node.create_publisher(String, "/instruction", self.latched)
+        self.odom = node.create_publisher(Odometry, "/odom", 5)
+        self.path_sub = self.h.subscribe("/dsdrive/path", PathMsg, 100)
+        if outputs:
+            from dsdrive_ros.msg import DrivingPlan
+
+            self.h.subscribe("/dsdrive/plan", DrivingPlan, 100)
+            self.h.subscribe("/dsdrive/reasoning", String, 10)
+        self.h.subscribe("/diagnostics", DiagnosticArray, 50)
+        self._sets: dict[int, dict[str, Any]] = {}
+        self._last_stamp = 0
+        self.sent = 0
+
+    # ---- sending ----
+
+    def wait_discovery(self, node: Optional["NodeProcess"] = None, timeout: float = 90.0) -> None:
+        def ready() -> bool:
+            return (all(p.get_subscription_count() > 0 for p in self.cams.values())
+                    and self.path_sub.get_publisher_count() > 0)
+
+        ok = self.h.wait_for(lambda: (node is not None and not node.alive()) or ready(), timeout)
+        if node is not None:
+            assert node.alive(), f"node died during startup:\n{node.log()[-4000:]}"
+        assert ok and ready(), "node not discovered in time" + (f":\n{node.log()[-4000:]}" if node else "")
+
+    def camera_set(self, seed: int = 0) -> dict[str, Any]:
+        """Prebuilt messages of one good set (cached per seed; restamped by send_set)."""
+        if seed not in self._sets:
+            from sensor_msgs.msg import CompressedImage, Image
+
+            from dsdrive_ros.frames import fill_compressed_msg, fill_image_msg
+
+            msgs = {}
+            for i, cam in enumerate(self.cameras):
+                rgb = make_image(seed * 10 + i, *self.image_hw)
+                msg = (fill_compressed_msg(CompressedImage(), rgb, "jpeg", 85) if self.compressed
+                       else fill_image_msg(Image(), rgb, "rgb8"))
+                msg.header.frame_id = f"camera_{cam}"
+                msgs[cam] = msg
+            self._sets[seed] = msgs
+        return self._sets[seed]
+
+    def next_stamp(self) -> int:
+        """Wall-clock now (the node's clock), strictly increasing across calls."""
+        st = max(time.time_ns(), self._last_stamp + 1_000_000)
+        self._last_stamp = st
+        return st
+
+    def send_set(self, stamp_ns: Optional[int] = None, seed: int = 0,
+                 cameras: Optional[Sequence[str]] = None) -> int:
+        stamp_ns = self.next_stamp() if stamp_ns is None else int(stamp_ns)
+        msgs = self.camera_set(seed)
+        for cam in (self.cameras if cameras is None else cameras):
+            msg = msgs[cam]
+            stamp_msg(msg, stamp_ns, msg.header.frame_id)
+            self.cams[cam].publish(msg)
+        self.sent += 1
+        return stamp_ns
+
+    def send_instruction(self, text: str) -> None:
+        from std_msgs.msg import String
+
+        self.instruction.publish(String(data=text))
+
+    def send_odom(self, vx: float, vy: float = 0.0) -> None:
+        from nav_msgs.msg import Odometry
+
+        msg = Odometry()
+        msg.twist.twist.linear.x = float(vx)
+        msg.twist.twist.linear.y = float(vy)
+        self.odom.publish(stamp_msg(msg, time.time_ns(), "odom"))
+
+    # ---- outputs ----
+
+    def paths(self) -> list[Any]:
+        return self.h.got("/dsdrive/path")
+
+    def plans(self) -> list[Any]:
+        return self.h.got("/dsdrive/plan")
+
+    def path_stamps(self) -> set[int]:
+        return {stamp_ns_of(p) for p in self.paths()}
+
+    def serves(self, timeout: float = 20.0, period_s: float = 0.15, seed: int = 1) -> int:
+        """Send good sets until a Path for one of them arrives; returns that stamp (0: none)."""
+        sent: set[int] = set()
+        deadline = time.monotonic() + timeout
+        while time.monotonic() < deadline:
+            sent.add(self.send_set(seed=seed))
+            if self.h.wait_for(lambda: bool(sent & self.path_stamps()), period_s, 0.01):
+                return min(sent & self.path_stamps())
+        return 0
+
+    def diags(self) -> list[Any]:
+        return self.h.got("/diagnostics")
+
+    def mark(self) -> int:
+        return len(self.diags())
+
+    def last_diag(self, name: str = "dsdrive_node: planner") -> tuple[int, str, dict[str, str]]:
+        d = self.diags()
+        return diag_values(d[-1], name) if d else (-1, "", {})
+
+    def wait_diag(self, pred: Callable[[int, str, dict[str, str]], bool], timeout: float = 15.0,
+                  since: Optional[int] = None, name: str = "dsdrive_node: planner",
+                  ) -> tuple[int, str, dict[str, str]]:
+        """First /diagnostics status ``name`` received after ``since`` (a mark(); default now)
+        with pred(level, message, values); else the last one received."""
+        start = self.mark() if since is None else since
+
+        def match() -> Optional[Any]:
+            for a in self.diags()[start:]:
+                if pred(*diag_values(a, name)):
+                    return a
+            return None
+
+        self.h.wait_for(lambda: match() is not None, timeout)
+        a = match()
+        self.matched = a
+        return diag_values(a, name) if a is not None else self.last_diag(name)
+
+    def close(self) -> None:
+        self.h.close()

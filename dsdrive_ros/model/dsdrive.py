@@ -300,7 +300,10 @@ class DSDrive(nn.Module):
         if cfg.lambda_reasoning > 0 and "reasoning_ids" in batch:
             r = batch["reasoning_ids"]
             logits, _ = self.reasoner.step(r[:, :-1], self.reasoner.prefix(h[:, -cfg.n_query:]))
-            loss_r = F.cross_entropy(logits.flatten(0, 1), r[:, 1:].flatten(), ignore_index=cfg.pad_id)
+            # summed over real tokens: a batch without any teacher text (LMDrive data) adds 0, not NaN
+            target = r[:, 1:].flatten()
+            loss_r = F.cross_entropy(logits.flatten(0, 1), target, ignore_index=cfg.pad_id, reduction="sum")
+            loss_r = loss_r / (target != cfg.pad_id).sum().clamp(min=1)
             loss = loss + cfg.lambda_reasoning * loss_r
             out.update(loss_reasoning=loss_r, reasoning_logits=logits)
         out["loss"] = loss

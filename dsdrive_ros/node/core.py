@@ -16,7 +16,7 @@ from __future__ import annotations
 import logging
 import threading
 import time
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import Any, Callable, Generic, Mapping, Optional, Sequence, TypeVar
 
 import numpy as np
@@ -25,9 +25,11 @@ from dsdrive_ros.frames import CameraSync, FrameSet, Preprocessor
 from dsdrive_ros.node.stats import Counters, LatencyStats, RateMeter
 from dsdrive_ros.outputs.parse import PlanOutput, PlanParseError, parse_plan, spec_value
 
-__all__ = ["LatestSlot", "PlanningCore", "ReasoningWorker", "CoreSnapshot"]
+__all__ = ["LatestSlot", "PlanningCore", "ReasoningWorker", "CoreSnapshot", "STAGES"]
 
 T = TypeVar("T")
+# Stages of one planning step that PlanningCore times (see CoreSnapshot.stages_*).
+STAGES = ("queue_wait", "preprocess", "inference", "parse")
 _log = logging.getLogger("dsdrive_ros.node.core")
 
 
@@ -103,6 +105,10 @@ class CoreSnapshot:
     backend: str
     instruction: str
     speed: Optional[float]
+    # Per-stage wall time of planning (ms, last 200 plans): queue_wait (set complete -> planning
+    # starts), preprocess, inference (PlannerSession.step), parse. {stage: value or None}.
+    stages_p50_ms: dict[str, Optional[float]] = field(default_factory=dict)
+    stages_p99_ms: dict[str, Optional[float]] = field(default_factory=dict)
 
 
 class PlanningCore:
@@ -138,6 +144,7 @@ class PlanningCore:
         self.rates = {c: RateMeter() for c in self.cameras}
         self.camera_errors = {c: 0 for c in self.cameras}
         self.latency = LatencyStats()
+        self.stages = {name: LatencyStats() for name in STAGES}
         self.counters = Counters(
             "sets_dropped", "plans", "invalid_outputs", "inference_errors", "decode_errors",
             "bad_odom", "bad_instruction", "unknown_camera", "resets")
@@ -211,6 +218,16 @@ class PlanningCore:
             return None
         return v
 
+    def reset_inputs(self) -> None:
+        """Forget held frames and the set waiting for the planner (the node stopped listening,
+        e.g. a lifecycle deactivate): the next set starts a fresh timeline (history reset). A
+        discarded waiting set counts as dropped."""
+        with self._lock:
+            self.sync.reset()
+            if self.slot.clear():
+                self.counters.inc("sets_dropped")
+                self._dropped_since_plan += 1
+
     def set_limits(self, max_skew_ms: Optional[float] = None, stale_after_ms: Optional[float] = None) -> None:
         with self._lock:
             if max_skew_ms is not None:
@@ -242,13 +259,15 @@ class PlanningCore:
                 self.session.reset()
                 self.counters.inc("resets")
             images = self.preprocess(fs.frames)
+            t_pre = self._clock()
             raw = self.session.step(images, instruction, 0.0 if speed is None else speed)
         except Exception as exc:
             self.counters.inc("inference_errors")
             self.consecutive_failures += 1
             self.last_error = f"{type(exc).__name__}: {exc}"
             raise
-        latency_ms = (self._clock() - t0) * 1000.0
+        t_inf = self._clock()
+        latency_ms = (t_inf - t0) * 1000.0
         try:
             out = parse_plan(raw, self.spec, stamp_ns=fs.stamp_ns, latency_ms=latency_ms,
                              frame_age_ms=frame_age_ms(fs.stamp_ns), frames_dropped=dropped,
@@ -259,6 +278,13 @@ class PlanningCore:
             self.consecutive_failures += 1
             self.last_error = f"invalid output: {exc}"
             raise
+        stage_ms = {"queue_wait": (t0 - pending.ready_mono) * 1000.0,
+                    "preprocess": (t_pre - t0) * 1000.0,
+                    "inference": (t_inf - t_pre) * 1000.0,
+                    "parse": (self._clock() - t_inf) * 1000.0}
+        for name, ms in stage_ms.items():
+            self.stages[name].add(ms)
+        out.extra["stages_ms"] = stage_ms
         self._seq += 1
         self.latency.add(latency_ms)
         self.counters.inc("plans")
@@ -294,6 +320,8 @@ class PlanningCore:
             backend=self.backend,
             instruction=instruction,
             speed=self.current_speed(),
+            stages_p50_ms={k: v.p50 for k, v in self.stages.items()},
+            stages_p99_ms={k: v.p99 for k, v in self.stages.items()},
         )
 
 

@@ -7,7 +7,10 @@ Levels:
   ERROR  no plan for ``stale_after`` (since start or the last plan) or the model failed (the
          latest inference raised / gave an unusable output, or the model never loaded);
   WARN   planning slower than the anchor camera's frame period, a camera stale (nothing for
-         ``stale_after``), or bad input messages were dropped since the previous report;
+         ``stale_after``), bad input messages were dropped since the previous report (undecodable
+         or implausibly sized frames, zero or future stamps, NaN odometry, non-UTF-8 instruction),
+         or since then: an endpoint with incompatible QoS appeared, messages were lost in transport,
+         an empty or over-long instruction arrived;
   OK     otherwise.
 """
 
@@ -24,7 +27,15 @@ OK, WARN, ERROR = 0, 1, 2
 _LEVEL_NAMES = {OK: "OK", WARN: "WARN", ERROR: "ERROR"}
 
 # Counters whose increase since the previous report means bad input was dropped.
-_BAD_INPUT = ("decode_errors", "bad_odom", "bad_instruction", "unknown_camera")
+_BAD_INPUT = ("decode_errors", "zero_stamps", "future_stamps", "bad_odom", "bad_instruction",
+              "unknown_camera")
+# Counters whose increase since the previous report is worth a WARN too (not dropped input).
+_NOTICES = {
+    "empty_instruction": "empty instruction (planning without one)",
+    "long_instruction": "over-long instruction truncated",
+    "transport_lost": "camera messages lost in transport",
+}
+_MAX_TEXT = 200  # longest free text (instruction, errors) in a diagnostics value
 
 
 @dataclass
@@ -50,6 +61,11 @@ def _fmt(v: Any) -> str:
     if isinstance(v, float):
         return f"{v:.2f}"
     return str(v)
+
+
+def _clip(text: str, n: int = _MAX_TEXT) -> str:
+    text = str(text)
+    return text if len(text) <= n else text[:n] + f"... ({len(text)} chars)"
 
 
 def evaluate(snap: CoreSnapshot, stale_after_ms: float, state: Optional[DiagnosticsState] = None,
@@ -91,6 +107,14 @@ def evaluate(snap: CoreSnapshot, stale_after_ms: float, state: Optional[Diagnost
     new_rejects = {k: v for k, v in new_rejects.items() if v > 0}
     if new_rejects:
         warns.append("sync: " + ", ".join(f"{v} {k}" for k, v in new_rejects.items()))
+    qos_new = c.get("qos_incompatible", 0) - state.prev_counters.get("qos_incompatible", 0)
+    if qos_new > 0:
+        last = (extra or {}).get("qos_incompatible_last", "")
+        warns.append(f"incompatible QoS: {qos_new} endpoint(s)" + (f" ({last})" if last else ""))
+    for key, label in _NOTICES.items():
+        n = c.get(key, 0) - state.prev_counters.get(key, 0)
+        if n > 0:
+            warns.append(f"{label}: {n}")
 
     level = ERROR if errors else WARN if warns else OK
     message = "; ".join(errors + warns) if (errors or warns) else "planning"
@@ -100,6 +124,8 @@ def evaluate(snap: CoreSnapshot, stale_after_ms: float, state: Optional[Diagnost
         "latency_p50_ms": snap.latency_p50_ms,
         "latency_p99_ms": snap.latency_p99_ms,
         "since_last_plan_s": since_plan,
+        "frames": snap.sync.get("frames", 0),
+        "anchor_frames": snap.sync.get("anchors", 0),
         "sets": snap.sync.get("sets", 0),
         "sets_dropped": c.get("sets_dropped", 0),
         "skew_rejects": snap.sync.get("skew_rejects", 0),
@@ -109,15 +135,21 @@ def evaluate(snap: CoreSnapshot, stale_after_ms: float, state: Optional[Diagnost
         "out_of_order": snap.sync.get("out_of_order", 0),
         "duplicates": snap.sync.get("duplicates", 0),
         "decode_errors": c.get("decode_errors", 0),
+        "zero_stamps": c.get("zero_stamps", 0),
+        "future_stamps": c.get("future_stamps", 0),
+        "transport_lost": c.get("transport_lost", 0),
         "bad_odom": c.get("bad_odom", 0),
         "bad_instruction": c.get("bad_instruction", 0),
+        "empty_instruction": c.get("empty_instruction", 0),
+        "long_instruction": c.get("long_instruction", 0),
+        "qos_incompatible": c.get("qos_incompatible", 0),
         "invalid_outputs": c.get("invalid_outputs", 0),
         "inference_errors": c.get("inference_errors", 0),
         "history_resets": c.get("resets", 0),
         "stale_cameras": ",".join(stale),
-        "instruction": snap.instruction,
+        "instruction": _clip(snap.instruction),
         "speed_mps": snap.speed,
-        "last_error": snap.last_error,
+        "last_error": _clip(snap.last_error),
     }
     for cam in snap.cameras:
         values[f"rate_hz.{cam}"] = snap.camera_rates.get(cam, 0.0)

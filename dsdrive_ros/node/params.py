@@ -6,6 +6,7 @@
 
 from __future__ import annotations
 
+import math
 from dataclasses import dataclass, field
 from typing import Any, Optional, Sequence
 
@@ -166,7 +167,17 @@ def validate_update(name: str, value: Any) -> Optional[str]:
         return f"{name} is read-only (restart the node to change it)"
     if spec.choices is not None and value not in spec.choices:
         return f"{name} must be one of {list(spec.choices)}"
+    if isinstance(value, float) and not math.isfinite(value):
+        return f"{name} must be a finite number, got {value}"  # NaN passes rclpy's range check
     return None
+
+
+def _range_text(spec: ParamSpec) -> str:
+    if spec.int_range is not None:
+        return f"[{spec.int_range[0]}, {spec.int_range[1]}]"
+    if spec.float_range is not None:
+        return f"[{spec.float_range[0]}, {spec.float_range[1]}]"
+    return ""
 
 
 # ---- rclpy side ----
@@ -201,9 +212,26 @@ def _descriptor(spec: ParamSpec) -> Any:
 
 
 def declare_parameters(node: Any) -> None:
-    """Declare every parameter of PARAMS on ``node`` (values from --params-file / -p override)."""
+    """Declare every parameter of PARAMS on ``node`` (values from --params-file / -p override).
+
+    A startup value outside the declared range or of the wrong type (``-p stale_after_ms:=5.0``,
+    ``-p stale_after_ms:=500`` for a double) is a ConfigError naming the parameter and its range."""
+    from rclpy.exceptions import InvalidParameterTypeException, InvalidParameterValueException
+
     for spec in PARAMS:
-        node.declare_parameter(spec.name, spec.default, _descriptor(spec))
+        try:
+            node.declare_parameter(spec.name, spec.default, _descriptor(spec))
+        except InvalidParameterValueException as exc:
+            raise ConfigError(f"parameter {spec.name!r} rejected at startup: {exc} "
+                              f"(allowed range {_range_text(spec) or 'see the description'})") from None
+        except InvalidParameterTypeException as exc:
+            kind = type(spec.default).__name__ if spec.type_name != "string_array" else "list of strings"
+            hint = " (write doubles with a decimal point, e.g. 500.0)" if isinstance(spec.default, float) else ""
+            raise ConfigError(f"parameter {spec.name!r} has the wrong type at startup: {exc}; "
+                              f"expected {kind}{hint}") from None
+        value = node.get_parameter(spec.name).value
+        if isinstance(value, float) and not math.isfinite(value):
+            raise ConfigError(f"parameter {spec.name!r} = {value} at startup: must be a finite number")
 
 
 def load_config(node: Any) -> NodeConfig:

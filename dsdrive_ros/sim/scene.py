@@ -51,3 +51,6 @@ class SceneState:
     light: TrafficLightAhead | None = None
     junction_distance: float | None = None  # metres to the next junction along the route
     is_junction: bool = False
+    # added by the closed-loop harness (sim/episode.py):
+    planned_waypoints: list[list[float]] = field(default_factory=list)  # expert's online plan, base_link
+    events: list[str] = field(default_factory=list)  # infractions/status raised on this step

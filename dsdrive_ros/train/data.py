@@ -62,8 +62,11 @@ class ClipDataset(Dataset):
             if j >= 0 and (j == i or ep.record(j)["instruction_id"] == rec["instruction_id"]):
                 images[h], mask[h] = self._images(ep, j), True
         ids, imask = self.tokenizer.encode_instruction(rec["instruction"], cfg.max_instruction_tokens)
-        reasoning = self.tokenizer.encode_reasoning(format_reasoning(rec["teacher"], rec["waypoints"]),
-                                                    cfg.max_reasoning_tokens)
+        if rec["teacher"]:
+            reasoning = self.tokenizer.encode_reasoning(format_reasoning(rec["teacher"], rec["waypoints"]),
+                                                        cfg.max_reasoning_tokens)
+        else:  # no chain of thought (e.g. LMDrive data): nothing for the reasoning loss to learn
+            reasoning = [cfg.bos_id]
         return {
             "images": torch.from_numpy(images), "frame_mask": torch.from_numpy(mask),
             "instruction_ids": torch.from_numpy(ids[0]), "instruction_mask": torch.from_numpy(imask[0]),
@@ -92,5 +95,7 @@ def corpus(episodes: list) -> list[str]:
     for ep in episodes:
         for i in range(len(ep)):
             rec = ep.record(i)
-            texts += [rec["instruction"], format_reasoning(rec["teacher"], rec["waypoints"])]
+            texts.append(rec["instruction"])
+            if rec["teacher"]:
+                texts.append(format_reasoning(rec["teacher"], rec["waypoints"]))
     return texts

@@ -1,0 +1,494 @@
+"""One closed-loop drive: world + route + ego + cameras + an agent, stepped together.
+
+    ep = Episode(world, route, cameras=None, seed=3, agent=Expert())
+    for state, images in ep.run():        # online: state.waypoints empty, planned_waypoints by the expert
+        ...
+    print(ep.result())                    # RC / IS / DS, infractions, status
+
+    for state, images in Episode(town="grid4", seed=3):     # dataset use: iterating = frames()
+        ...                               # state.waypoints = the ego's ACTUAL future (ground truth)
+
+Loop per model step (model_hz, default 10 Hz; the simulator may run faster, `sim_hz` 10..20):
+observe SUMO -> SceneState (+ events raised since the last model step) -> render cameras ->
+`agent.act(state, images)` -> yield -> apply the control for 1/model_hz s (bicycle model pushed into
+SUMO with moveToXY every sim step; events checked every sim step).
+
+Agents implement `reset(info: EpisodeInfo)` and `act(state, images) -> Control` (`Agent` protocol);
+the expert (sim/expert.py) and a ROS bridge agent use the same loop.
+
+Events (`state.events`, `Episode.infractions`):
+  * collision_vehicle / collision_pedestrian: the ego's footprint overlaps another agent's (oriented
+    boxes from SUMO's positions, geometric test; a repeated contact with the same agent within 5 s
+    counts once). There are no static obstacles in these worlds (collision_static never occurs).
+  * red_light: the front bumper crosses a signalised stop line while its link is red (the route's
+    link when the lane is the route's, otherwise when all the lane's links are red).
+  * off_route (not an infraction count: the distance is summed): the centre is farther from the route
+    polyline than the lane width there.
+  * status events ending the route: route_completed, route_deviation (> 30 m off), blocked (no motion
+    for 90 s), timeout.
+"""
+from __future__ import annotations
+
+import math
+import random
+from collections import deque
+from dataclasses import asdict, dataclass, field
+from typing import Callable, Iterator, Protocol
+
+import numpy as np
+
+from . import score as scoring
+from .cameras import CameraConfig, CameraRig
+from .ego import EGO_ID, Control, Ego, EgoParams, EgoState
+from .render import Box, Renderer, agent_color
+from .routes import Route, RouteTracker, plan_route
+from .scene import Agent as SceneAgent
+from .scene import SceneState, TrafficLightAhead
+from .world import World, generate_world
+
+__all__ = ["Agent", "EpisodeConfig", "EpisodeInfo", "Infraction", "Episode", "WORLD_VARIANTS",
+           "obb_overlap"]
+
+WORLD_VARIANTS = 4  # episodes with seed s use the world files of (town, s % WORLD_VARIANTS)
+
+
+class Agent(Protocol):
+    def reset(self, info: "EpisodeInfo") -> None: ...
+
+    def act(self, state: SceneState, images: dict[str, np.ndarray]) -> Control: ...
+
+
+@dataclass
+class EpisodeConfig:
+    sim_hz: float = 10.0
+    model_hz: float = 10.0
+    render: bool = True
+    agent_radius: float = 80.0  # agents read from SUMO (and drawn)
+    state_radius: float = 50.0  # agents listed in SceneState.agents
+    max_time_s: float | None = None  # default: max(180, route length / 1.5)
+    blocked_s: float = 90.0
+    deviation_m: float = 30.0
+    complete_m: float = 2.0  # route completed when the centre is this close to the end
+    waypoints: int = 5
+    waypoint_dt: float = 0.5
+    collision_reid_s: float = 5.0
+    max_steps: int | None = None  # cap on model steps (then status "max_steps", no penalty)
+
+
+@dataclass
+class EpisodeInfo:
+    world: World
+    route: Route
+    rig: CameraRig
+    ego_params: EgoParams
+    dt: float  # model step (s)
+    sim_dt: float
+    seed: int
+    tls_states: Callable[[], dict[str, str]]
+
+
+@dataclass
+class Infraction:
+    kind: str
+    step: int
+    t: float
+    x: float
+    y: float
+    other: str = ""
+
+
+def obb_overlap(a: np.ndarray, b: np.ndarray) -> bool:
+    """Separating-axis test for two convex quads (4, 2)."""
+    for poly in (a, b):
+        for i in range(4):
+            e = poly[(i + 1) % 4] - poly[i]
+            n = np.array([-e[1], e[0]])
+            pa = a @ n
+            pb = b @ n
+            if pa.max() < pb.min() or pb.max() < pa.min():
+                return False
+    return True
+
+
+def _box_corners(x: float, y: float, yaw: float, length: float, width: float) -> np.ndarray:
+    c, s = math.cos(yaw), math.sin(yaw)
+    hl, hw = 0.5 * length, 0.5 * width
+    loc = np.array([[hl, hw], [hl, -hw], [-hl, -hw], [-hl, hw]])
+    return loc @ np.array([[c, s], [-s, c]]) + [x, y]
+
+
+class Episode:
+    def __init__(self, world: World | None = None, route: Route | None = None,
+                 cameras: CameraRig | list[CameraConfig] | None = None, seed: int = 0,
+                 agent: Agent | None = None, config: EpisodeConfig | None = None, *,
+                 town: str | None = None, max_steps: int | None = None,
+                 ego_params: EgoParams | None = None, renderer: Renderer | None = None,
+                 cache: str | None = None):
+        self.seed = int(seed)
+        self.config = config or EpisodeConfig()
+        if max_steps is not None:
+            self.config.max_steps = max_steps
+        self._own_world = world is None
+        if world is None:
+            files = generate_world(town or "grid4", self.seed % WORLD_VARIANTS, cache)
+            world = World(files, seed=self.seed,
+                          step_length=1.0 / self.config.sim_hz,
+                          warmup_s=60.0 + 10.0 * (self.seed % 7))
+        self.world = world
+        if abs(world.step_length - 1.0 / self.config.sim_hz) > 1e-9:
+            raise ValueError(f"world step {world.step_length} s != 1/sim_hz {1 / self.config.sim_hz}")
+        n = self.config.sim_hz / self.config.model_hz
+        if abs(n - round(n)) > 1e-6 or round(n) < 1:
+            raise ValueError("sim_hz must be a whole multiple of model_hz")
+        self.substeps = int(round(n))
+        self.route = route if route is not None else plan_route(world, random.Random(self.seed))
+        if isinstance(cameras, CameraRig):
+            self.rig = cameras
+        else:
+            self.rig = CameraRig(list(cameras)) if cameras is not None else CameraRig()
+        if agent is None:
+            from .expert import Expert
+
+            agent = Expert()
+        self.agent = agent
+        self.ego_params = ego_params or EgoParams()
+        self._renderer = renderer
+        self.infractions: list[Infraction] = []
+        self.status = "running"
+        self.progress_m = 0.0
+        self.off_route_m = 0.0
+        self.steps = 0
+        self.poses: list[tuple[float, float, float]] = []
+        self._result: dict | None = None
+
+    # ------------------------------------------------------------------------------------------
+    @property
+    def renderer(self) -> Renderer:
+        if self._renderer is None:
+            self._renderer = Renderer(self.world.static, self.rig, seed=0)
+        return self._renderer
+
+    @property
+    def dt(self) -> float:
+        return 1.0 / self.config.model_hz
+
+    def meta(self) -> dict:
+        m = {"town": self.world.files.town, "seed": self.seed, "world": self.world.files.to_dict(),
+             "net": self.world.files.net, "rate_hz": self.config.model_hz,
+             "sim_hz": self.config.sim_hz, "cameras": self.rig.to_dict(),
+             "camera_names": self.rig.names, "ego": asdict(self.ego_params),
+             "waypoints": {"count": self.config.waypoints, "dt_s": self.config.waypoint_dt,
+                           "frame_id": "base_link",
+                           "source": "ego's actual future poses (Episode.frames)"},
+             "route": self.route.to_dict()}
+        if self._result is not None:
+            m["score"] = self._result
+        return m
+
+    describe = meta
+
+    def close(self) -> None:
+        if self._own_world:
+            self.world.close()
+
+    # ------------------------------------------------------------------------------------------
+    def _setup(self) -> None:
+        tr = self.world.traci
+        x, y, yaw = self.route.point_at(0.0)
+        self.ego = Ego(EgoState(x, y, yaw, 0.0), self.ego_params)
+        self.ego.add_to_sumo(tr, self.route.edges)
+        self.world.step()
+        import traci.constants as tc
+
+        tr.vehicle.subscribeContext(EGO_ID, tc.CMD_GET_VEHICLE_VARIABLE, self.config.agent_radius,
+                                    [tc.VAR_POSITION, tc.VAR_ANGLE, tc.VAR_SPEED, tc.VAR_TYPE,
+                                     tc.VAR_SIGNALS])
+        self._types: dict[str, tuple[float, float, float]] = {}
+        self.tracker = RouteTracker(self.route, 0.0)
+        self._ins_idx = 0
+        self._t0 = self.world.time
+        self._still_since = self._t0
+        self._contacts: dict[str, float] = {}  # agent id -> last time in contact
+        self._pending_events: list[str] = []
+        self._lane_stop: dict[str, list] = {}
+        for sl in self.world.static.stop_lines:
+            self._lane_stop.setdefault(sl.lane, []).append(sl)
+        self._route_links = {j.in_lane: (j.tls, j.link_index) for j in self.route.junctions
+                             if j.tls is not None}
+        L = self.route.length
+        self._max_time = self.config.max_time_s or max(180.0, L / 1.5)
+        self.agent.reset(EpisodeInfo(self.world, self.route, self.rig, self.ego_params, self.dt,
+                                     1.0 / self.config.sim_hz, self.seed, self.world.tls_states))
+
+    def _type_dims(self, vtype: str) -> tuple[float, float, float]:
+        d = self._types.get(vtype)
+        if d is None:
+            vt = self.world.traci.vehicletype
+            d = (vt.getLength(vtype), vt.getWidth(vtype), vt.getHeight(vtype))
+            self._types[vtype] = d
+        return d
+
+    def _read_agents(self) -> list[tuple]:
+        """[(id, kind, x, y, yaw, length, width, height, speed, braking)] around the ego, sorted."""
+        import traci.constants as tc
+
+        tr = self.world.traci
+        ex, ey = self.ego.state.x, self.ego.state.y
+        out = []
+        res = tr.vehicle.getContextSubscriptionResults(EGO_ID) or {}
+        for vid in sorted(res):
+            if vid == EGO_ID:
+                continue
+            r = res[vid]
+            L, W, H = self._type_dims(r[tc.VAR_TYPE])
+            fx, fy = r[tc.VAR_POSITION]
+            yaw = math.radians(90.0 - r[tc.VAR_ANGLE])
+            out.append((vid, "vehicle", fx - math.cos(yaw) * L / 2, fy - math.sin(yaw) * L / 2, yaw,
+                        L, W, H, float(r[tc.VAR_SPEED]), bool(int(r[tc.VAR_SIGNALS]) & 8)))
+        R2 = self.config.agent_radius ** 2
+        pers = tr.person
+        for pid in sorted(pers.getIDList()):
+            px, py = pers.getPosition(pid)
+            if (px - ex) ** 2 + (py - ey) ** 2 > R2:
+                continue
+            yaw = math.radians(90.0 - pers.getAngle(pid))
+            out.append((pid, "pedestrian", px, py, yaw, 0.5, 0.6, 1.75, float(pers.getSpeed(pid)),
+                        False))
+        return out
+
+    # -- events, every sim step
+    def _check_events(self, prev_front: tuple[float, float], agents: list[tuple]) -> None:
+        e = self.ego
+        t = self.world.time
+        st = e.state
+        ego_box = np.array(e.corners())
+        for (aid, kind, x, y, yaw, L, W, _, _, _) in agents:
+            if (x - st.x) ** 2 + (y - st.y) ** 2 > 100.0:
+                continue
+            if obb_overlap(ego_box, _box_corners(x, y, yaw, L, W)):
+                last = self._contacts.get(aid)
+                if last is None or t - last > self.config.collision_reid_s:
+                    k = "collision_pedestrian" if kind == "pedestrian" else "collision_vehicle"
+                    self._add(k, aid)
+                self._contacts[aid] = t
+        # red light: the front bumper crossed a signalised stop line
+        f0 = np.asarray(prev_front)
+        f1 = np.asarray(e.front_bumper())
+        if np.hypot(*(f1 - f0)) > 1e-6:
+            tls_states = None
+            for lane, sls in self._lane_stop.items():
+                sl = sls[0]
+                mid = 0.5 * (sl.p0 + sl.p1)
+                if abs(mid[0] - f1[0]) > 8 or abs(mid[1] - f1[1]) > 8:
+                    continue
+                if not _segments_cross(f0, f1, sl.p0, sl.p1):
+                    continue
+                if tls_states is None:
+                    tls_states = self.world.tls_states()
+                route_link = self._route_links.get(lane)
+                if route_link is not None:
+                    states = [tls_states.get(route_link[0], "")[route_link[1]:route_link[1] + 1]]
+                else:
+                    states = [tls_states.get(s.tls, "")[s.link_index:s.link_index + 1] for s in sls]
+                if states and all(c in ("r", "R", "u") for c in states):
+                    self._add("red_light", sl.tls)
+        # progress / off-route
+        s, lat = self.tracker.update(st.x, st.y)
+        self.progress_m = max(self.progress_m, min(s, self.route.length))
+        width = float(self.route.width[self.route.index_at(s)])
+        moved = math.hypot(st.x - self._last_xy[0], st.y - self._last_xy[1])
+        self._last_xy = (st.x, st.y)
+        if lat > width:
+            self.off_route_m += moved
+            if "off_route" not in self._pending_events:
+                self._pending_events.append("off_route")
+        if st.speed > 0.1:
+            self._still_since = t
+        # termination
+        if self.status == "running":
+            if s >= self.route.length - self.config.complete_m:
+                self.progress_m = self.route.length
+                self._finish("route_completed")
+            elif lat > self.config.deviation_m:
+                self._finish("route_deviation")
+            elif t - self._still_since > self.config.blocked_s:
+                self._finish("blocked")
+            elif t - self._t0 > self._max_time:
+                self._finish("timeout")
+
+    def _add(self, kind: str, other: str) -> None:
+        if self.status != "running":
+            return  # after the end (the tail driven for future waypoints) nothing counts
+        st = self.ego.state
+        self.infractions.append(Infraction(kind, self.steps, self.world.time - self._t0, st.x, st.y,
+                                           other))
+        self._pending_events.append(f"{kind}:{other}")
+
+    def _finish(self, status: str) -> None:
+        self.status = status
+        self._pending_events.append(status)
+        self._result = self._score()
+
+    def _score(self) -> dict:
+        r = scoring.score_route(self.route.length, self.progress_m,
+                                [i.kind for i in self.infractions], self.off_route_m)
+        r.update({"status": self.status, "route_length": self.route.length,
+                  "progress_m": self.progress_m, "off_route_m": self.off_route_m,
+                  "time_s": self.world.time - self._t0, "steps": self.steps,
+                  "infraction_list": [asdict(i) for i in self.infractions]})
+        return r
+
+    def result(self) -> dict:
+        if self._result is None and hasattr(self, "_t0"):
+            return self._score()
+        return self._result or {}
+
+    # -- state
+    def _observe(self, agents: list[tuple]) -> tuple[SceneState, list[Box]]:
+        r = self.route
+        st = self.ego.state
+        s = self.tracker.s
+        half = 0.5 * self.ego_params.length
+        s_front = s + half
+        c, si = math.cos(st.yaw), math.sin(st.yaw)
+        R2 = self.config.state_radius ** 2
+        scene_agents, boxes = [], []
+        for (aid, kind, x, y, yaw, L, W, H, v, braking) in agents:
+            dx, dy = x - st.x, y - st.y
+            boxes.append(Box(x, y, yaw, L, W, H, agent_color(aid, kind), kind, braking))
+            if dx * dx + dy * dy <= R2:
+                scene_agents.append(SceneAgent(aid, kind, x, y, yaw, L, W, v,
+                                               c * dx + si * dy, -si * dx + c * dy))
+        scene_agents.sort(key=lambda a: (a.rel_x ** 2 + a.rel_y ** 2, a.id))
+        # instruction and its end flag
+        ins = r.instructions[min(self._ins_idx, len(r.instructions) - 1)]
+        end = False
+        if self._ins_idx < len(r.instructions):
+            last = self._ins_idx == len(r.instructions) - 1
+            if s >= ins.s_end - (self.config.complete_m if last else 0.0):
+                end = True
+                self._ins_idx += 1
+        # light ahead on the route
+        light = None
+        tls_states = self.world.tls_states()
+        jn_dist = None
+        for j in r.junctions:
+            if j.s_exit < s:
+                continue
+            if jn_dist is None:
+                jn_dist = max(j.s_entry - s_front, 0.0)
+            if j.tls is not None and j.s_entry >= s_front - 0.5:
+                ch = tls_states.get(j.tls, "")[j.link_index:j.link_index + 1]
+                state = "green" if ch in ("G", "g") else "yellow" if ch in ("y", "Y") else \
+                    "red" if ch in ("r", "R", "u", "s") else None
+                if state is not None and j.s_entry - s_front < 120.0:
+                    light = TrafficLightAhead(state, float(j.s_entry - s_front))
+                break
+        i = r.index_at(s)
+        events, self._pending_events = self._pending_events, []
+        state = SceneState(step=self.steps, t=round(self.world.time - self._t0, 6), x=st.x, y=st.y,
+                           yaw=st.yaw, speed=st.speed, speed_limit=float(r.speed_limit[i]),
+                           instruction=ins.text, instruction_id=ins.id, maneuver=ins.maneuver,
+                           end=end, route_progress=float(min(s / r.length, 1.0)), waypoints=[],
+                           agents=scene_agents, light=light, junction_distance=jn_dist,
+                           is_junction=bool(r.in_junction[i]), events=events)
+        return state, boxes
+
+    # ------------------------------------------------------------------------------------------
+    def _loop(self, tail_steps: int = 0) -> Iterator[tuple[SceneState, dict, bool]]:
+        """(state, images, is_tail); tail steps continue after the end (not rendered)."""
+        self._setup()
+        self._last_xy = (self.ego.state.x, self.ego.state.y)
+        tr = self.world.traci
+        agents = self._read_agents()
+        tail_left = tail_steps
+        sim_dt = 1.0 / self.config.sim_hz
+        final_seen = False
+        try:
+            while True:
+                # the first frame observed after the end is the last real frame (it carries the
+                # status event and the last instruction's end flag); later ones are the tail
+                tail = final_seen
+                if self.status != "running":
+                    final_seen = True
+                state, boxes = self._observe(agents)
+                st = self.ego.state
+                self.poses.append((st.x, st.y, st.yaw))
+                images = {}
+                if self.config.render and not tail:
+                    images = self.renderer.render((st.x, st.y, st.yaw), boxes,
+                                                  self.world.tls_states())
+                control = self.agent.act(state, images)
+                yield state, images, tail
+                if tail:
+                    if tail_left <= 0:
+                        break
+                    tail_left -= 1
+                self.steps += 1
+                if (self.status == "running" and self.config.max_steps is not None
+                        and self.steps >= self.config.max_steps):
+                    self._finish("max_steps")
+                for _ in range(self.substeps):
+                    prev_front = self.ego.front_bumper()
+                    self.ego.step(control, sim_dt)
+                    self.ego.push(tr)
+                    self.world.step()
+                    agents = self._read_agents()
+                    self._check_events(prev_front, agents)
+        finally:
+            if self._result is None and hasattr(self, "_t0"):
+                self._result = self._score()
+
+    def run(self) -> Iterator[tuple[SceneState, dict]]:
+        """Online: yields every model step; the last one carries the status event."""
+        try:
+            for state, images, tail in self._loop(0):
+                yield state, images
+        finally:
+            self.close()
+
+    def frames(self) -> Iterator[tuple[SceneState, dict]]:
+        """Like run(), but each frame is held back until its future is known: state.waypoints =
+        the ego's actual poses at +dt .. +K*dt (base_link of that frame)."""
+        K, wdt = self.config.waypoints, self.config.waypoint_dt
+        lag = int(round(wdt * self.config.model_hz))
+        horizon = K * lag
+        buf: deque = deque()
+        poses: list[tuple[float, float, float]] = []
+        try:
+            for state, images, tail in self._loop(horizon):
+                poses.append((state.x, state.y, state.yaw))
+                if not tail:
+                    buf.append((len(poses) - 1, state, images))
+                while buf and buf[0][0] + horizon < len(poses):
+                    i, s0, im = buf.popleft()
+                    s0.waypoints = _future(poses, i, lag, K)
+                    yield s0, im
+            while buf:  # ended without a full tail (should not happen): hold the last pose
+                i, s0, im = buf.popleft()
+                s0.waypoints = _future(poses, i, lag, K)
+                yield s0, im
+        finally:
+            self.close()
+
+    __iter__ = frames
+
+
+def _future(poses: list, i: int, lag: int, K: int) -> list[list[float]]:
+    x0, y0, yaw0 = poses[i]
+    c, s = math.cos(yaw0), math.sin(yaw0)
+    out = []
+    for k in range(1, K + 1):
+        x, y, _ = poses[min(i + k * lag, len(poses) - 1)]
+        dx, dy = x - x0, y - y0
+        out.append([round(c * dx + s * dy, 4), round(-s * dx + c * dy, 4)])
+    return out
+
+
+def _segments_cross(a0, a1, b0, b1) -> bool:
+    def orient(p, q, r):
+        return (q[0] - p[0]) * (r[1] - p[1]) - (q[1] - p[1]) * (r[0] - p[0])
+
+    d1, d2 = orient(b0, b1, a0), orient(b0, b1, a1)
+    d3, d4 = orient(a0, a1, b0), orient(a0, a1, b1)
+    return (d1 * d2 < 0) and (d3 * d4 < 0)

@@ -1,0 +1,580 @@
+"""Camera images rendered with OpenCV from SUMO's state (no GPU, deterministic).
+
+What is drawn, back to front: sky and ground; road lanes; junction areas; sidewalks and walking areas;
+zebra crossings; lane markings (dashed white between lanes of one direction, solid white at the road
+edge, solid yellow at the centre of two-way roads); stop lines (white at yield/stop links, red /
+yellow / green at signalised ones, coloured each frame from the light state); then vehicles,
+pedestrians and overhead signal heads as shaded 3D boxes, far to near (painter's algorithm), with
+back faces dropped.
+
+Speed: every static ground polygon (lane strips cut into <= `segment_m` pieces, triangulated junction
+and walking-area shapes, markings, crossings) is precomputed once per world into one array of quads.
+Per frame: one distance cull for all cameras, then per camera one matrix product, a frustum cull, a
+vectorised near-plane clip (Sutherland-Hodgman against z = near, every polygon at once) and one
+`cv2.fillConvexPoly` per visible polygon.
+"""
+from __future__ import annotations
+
+import math
+import zlib
+from dataclasses import dataclass, field
+
+import cv2
+import numpy as np
+
+from .cameras import CameraConfig, CameraRig
+
+__all__ = ["Box", "RenderStyle", "StaticScene", "Renderer", "clip_near", "triangulate",
+           "agent_color"]
+
+# ground layers (painter's order)
+ROAD, JUNCTION, SIDEWALK, ZEBRA, MARK_WHITE, MARK_YELLOW, STOP_WHITE, STOP_TLS = range(8)
+
+
+@dataclass
+class RenderStyle:
+    sky_top: tuple = (110, 160, 225)  # RGB
+    sky_horizon: tuple = (200, 220, 240)
+    ground: tuple = (96, 118, 78)
+    layers: dict = field(default_factory=lambda: {
+        ROAD: (72, 72, 76), JUNCTION: (78, 78, 82), SIDEWALK: (165, 160, 152),
+        ZEBRA: (225, 225, 220), MARK_WHITE: (230, 230, 225), MARK_YELLOW: (225, 185, 40),
+        STOP_WHITE: (235, 235, 230), STOP_TLS: (235, 235, 230)})
+    light: dict = field(default_factory=lambda: {"r": (230, 30, 30), "y": (240, 200, 20),
+                                                 "g": (40, 210, 70), "o": (90, 90, 90)})
+    texture: int = 4  # +- per-polygon brightness jitter (deterministic)
+    sun: tuple = (0.45, 0.35, 0.82)  # light direction (world, towards the sun)
+
+
+@dataclass
+class Box:
+    """A dynamic object to draw: centre on the ground, yaw, size, colour."""
+
+    x: float
+    y: float
+    yaw: float
+    length: float
+    width: float
+    height: float
+    color: tuple  # RGB
+    kind: str = "vehicle"  # vehicle | pedestrian | bicycle | signal
+    braking: bool = False
+    lamp: str = ""  # for kind == "signal": r | y | g | o
+
+
+_CAR_COLORS = [(200, 200, 205), (30, 30, 35), (150, 152, 158), (170, 25, 30), (25, 55, 140),
+               (235, 235, 235), (90, 95, 100), (20, 90, 60), (200, 120, 30), (110, 20, 30),
+               (60, 120, 190), (230, 200, 60)]
+_SHIRT_COLORS = [(200, 40, 40), (40, 90, 190), (230, 200, 40), (40, 150, 70), (240, 240, 240),
+                 (30, 30, 30), (220, 110, 30), (150, 60, 160), (90, 170, 200)]
+
+
+def agent_color(agent_id: str, kind: str = "vehicle") -> tuple:
+    h = zlib.crc32(agent_id.encode())
+    pal = _SHIRT_COLORS if kind == "pedestrian" else _CAR_COLORS
+    return pal[h % len(pal)]
+
+
+# ------------------------------------------------------------------------------------------------
+# Geometry helpers
+
+
+def triangulate(poly: np.ndarray) -> list[np.ndarray]:
+    """Ear-clipping triangulation of a simple polygon (N, 2) -> list of (3, 2) triangles."""
+    P = [np.asarray(p, dtype=np.float64) for p in poly]
+    if len(P) > 3 and np.allclose(P[0], P[-1]):
+        P = P[:-1]
+    # drop duplicate consecutive points
+    Q = []
+    for p in P:
+        if not Q or np.hypot(*(p - Q[-1])) > 1e-6:
+            Q.append(p)
+    P = Q
+    if len(P) < 3:
+        return []
+    area = 0.0
+    for i in range(len(P)):
+        a, b = P[i], P[(i + 1) % len(P)]
+        area += a[0] * b[1] - a[1] * b[0]
+    if area < 0:
+        P = P[::-1]
+    idx = list(range(len(P)))
+    tris = []
+
+    def cross(o, a, b):
+        return (a[0] - o[0]) * (b[1] - o[1]) - (a[1] - o[1]) * (b[0] - o[0])
+
+    guard = 0
+    while len(idx) > 3 and guard < 10000:
+        guard += 1
+        found = False
+        for k in range(len(idx)):
+            i0, i1, i2 = idx[k - 1], idx[k], idx[(k + 1) % len(idx)]
+            a, b, c = P[i0], P[i1], P[i2]
+            if cross(a, b, c) <= 1e-9:
+                continue
+            ok = True
+            for j in idx:
+                if j in (i0, i1, i2):
+                    continue
+                p = P[j]
+                if cross(a, b, p) >= 0 and cross(b, c, p) >= 0 and cross(c, a, p) >= 0:
+                    ok = False
+                    break
+            if ok:
+                tris.append(np.array([a, b, c]))
+                idx.pop(k)
+                found = True
+                break
+        if not found:  # degenerate / self-intersecting: fan the rest
+            for k in range(1, len(idx) - 1):
+                tris.append(np.array([P[idx[0]], P[idx[k]], P[idx[k + 1]]]))
+            return tris
+    tris.append(np.array([P[idx[0]], P[idx[1]], P[idx[2]]]))
+    return tris
+
+
+def _resample_polyline(shape: np.ndarray, step: float) -> np.ndarray:
+    shape = np.asarray(shape, dtype=np.float64)
+    seg = np.hypot(*np.diff(shape, axis=0).T)
+    keep = np.concatenate([[True], seg > 1e-6])
+    shape = shape[keep]
+    if len(shape) < 2:
+        return shape
+    seg = np.hypot(*np.diff(shape, axis=0).T)
+    s = np.concatenate([[0.0], np.cumsum(seg)])
+    out = [shape[0]]
+    for i in range(len(seg)):
+        n = max(int(math.ceil(seg[i] / step)), 1)
+        for k in range(1, n + 1):
+            out.append(shape[i] + (shape[i + 1] - shape[i]) * (k / n))
+    del s
+    return np.array(out)
+
+
+def _normals(line: np.ndarray) -> np.ndarray:
+    """Per-vertex left normals (mitred, clipped) of a polyline (N, 2)."""
+    d = np.diff(line, axis=0)
+    d /= np.maximum(np.hypot(*d.T), 1e-9)[:, None]
+    nseg = np.stack([-d[:, 1], d[:, 0]], 1)
+    n = np.empty_like(line)
+    n[0], n[-1] = nseg[0], nseg[-1]
+    if len(line) > 2:
+        m = nseg[:-1] + nseg[1:]
+        m /= np.maximum(np.hypot(*m.T), 1e-9)[:, None]
+        cosv = np.clip((m * nseg[1:]).sum(1), 0.5, 1.0)
+        n[1:-1] = m / cosv[:, None]
+    return n
+
+
+def _strip_quads(line: np.ndarray, left: float, right: float) -> np.ndarray:
+    """Quads (M, 4, 2) of the band between offsets `right` and `left` (left normal positive)."""
+    n = _normals(line)
+    L = line + n * left
+    R = line + n * right
+    return np.stack([R[:-1], R[1:], L[1:], L[:-1]], 1)
+
+
+def _dashes(line: np.ndarray, dash: float, gap: float, offset: float = 1.0) -> list[np.ndarray]:
+    seg = np.hypot(*np.diff(line, axis=0).T)
+    s = np.concatenate([[0.0], np.cumsum(seg)])
+    out = []
+    a = offset
+    while a + dash <= s[-1]:
+        q = np.linspace(a, a + dash, 3)
+        out.append(np.stack([np.interp(q, s, line[:, 0]), np.interp(q, s, line[:, 1])], 1))
+        a += dash + gap
+    return out
+
+
+def clip_near(P: np.ndarray, near: float) -> tuple[np.ndarray, np.ndarray]:
+    """Clip convex polygons (n, V, 3) (camera frame, z forward) against z >= near.
+
+    Returns (Q, keep): Q (m, V + 1, 3) clipped polygons (padded by repeating their last vertex) for
+    the rows `keep` (bool mask over n) that keep at least 3 vertices."""
+    n, V, _ = P.shape
+    z = P[..., 2]
+    inside = z >= near
+    nxt = np.roll(P, -1, axis=1)
+    zn = nxt[..., 2]
+    inn = np.roll(inside, -1, axis=1)
+    dz = zn - z
+    t = np.where(np.abs(dz) > 1e-12, (near - z) / np.where(np.abs(dz) > 1e-12, dz, 1.0), 0.0)
+    I = P + t[..., None] * (nxt - P)
+    cand = np.stack([P, I], axis=2).reshape(n, 2 * V, 3)
+    valid = np.stack([inside, inside != inn], axis=2).reshape(n, 2 * V)
+    count = valid.sum(1)
+    keep = count >= 3
+    if not keep.any():
+        return np.zeros((0, V + 1, 3)), keep
+    cand, valid, count = cand[keep], valid[keep], count[keep]
+    if valid.all():
+        Q = cand
+    else:
+        order = np.argsort(~valid, axis=1, kind="stable")
+        Q = np.take_along_axis(cand, order[..., None], 1)
+        pos = np.minimum(np.arange(2 * V)[None], count[:, None] - 1)
+        Q = np.take_along_axis(Q, pos[..., None], 1)
+    # all-inside rows have 2V candidates with every other one valid: keep the first V + 1 after
+    # compaction (an all-inside polygon has exactly V valid, padded by its last vertex)
+    return Q[:, :V + 1], keep
+
+
+# ------------------------------------------------------------------------------------------------
+# Static scene
+
+
+@dataclass
+class StaticScene:
+    quads: np.ndarray  # (M, 4, 2) ground polygons (triangles repeat their last vertex)
+    layer: np.ndarray  # (M,) int
+    color: np.ndarray  # (M, 3) uint8 RGB (static colour; TLS stop lines are recoloured per frame)
+    centre: np.ndarray  # (M, 2)
+    radius: np.ndarray  # (M,)
+    tls_quads: np.ndarray  # indices into quads of the TLS stop lines
+    tls_link: list[tuple[str, int]]  # (tls id, link index) per TLS stop line
+    signals: list[tuple[float, float, float, str, int]]  # (x, y, yaw facing traffic, tls, link)
+
+    @staticmethod
+    def build(static, style: RenderStyle | None = None, segment_m: float = 2.0,
+              seed: int = 0) -> "StaticScene":
+        style = style or RenderStyle()
+        polys: list[np.ndarray] = []
+        layers: list[int] = []
+
+        def add_quads(q: np.ndarray, layer: int) -> None:
+            for p in q:
+                polys.append(p)
+                layers.append(layer)
+
+        def add_poly(poly: np.ndarray, layer: int) -> None:
+            for tri in triangulate(poly):
+                polys.append(np.vstack([tri, tri[-1:]]))
+                layers.append(layer)
+
+        lanes_by_edge: dict[str, list] = {}
+        for li in static.lanes.values():
+            if li.function == "normal":
+                lanes_by_edge.setdefault(li.edge, []).append(li)
+        # "is there an opposite edge" (two-way road -> yellow centre line)
+        node_pairs = set(static.edge_nodes.values())
+
+        for e, lanes in sorted(lanes_by_edge.items()):
+            lanes = sorted(lanes, key=lambda li: li.index)
+            road = [li for li in lanes if li.kind == "road"]
+            for li in lanes:
+                if len(li.shape) < 2:
+                    continue
+                line = _resample_polyline(li.shape, segment_m)
+                if li.kind == "road":
+                    add_quads(_strip_quads(line, li.width / 2, -li.width / 2), ROAD)
+                elif li.kind == "sidewalk":
+                    add_quads(_strip_quads(line, li.width / 2, -li.width / 2), SIDEWALK)
+            mw = 0.15
+            for k, li in enumerate(road):
+                if len(li.shape) < 2:
+                    continue
+                line = _resample_polyline(li.shape, segment_m)
+                n = _normals(line)
+                if k < len(road) - 1:  # dashed boundary to the next lane on the left
+                    border = line + n * (li.width / 2)
+                    for d in _dashes(border, 3.0, 6.0, 2.0):
+                        add_quads(_strip_quads(d, mw / 2, -mw / 2), MARK_WHITE)
+                if k == 0:  # road edge
+                    border = line - n * (li.width / 2 - 0.25)
+                    add_quads(_strip_quads(border, mw / 2, -mw / 2), MARK_WHITE)
+                if k == len(road) - 1:  # centre line (yellow if two-way)
+                    border = line + n * (li.width / 2 - 0.12)
+                    fr_to = static.edge_nodes.get(e)
+                    twoway = fr_to is not None and (fr_to[1], fr_to[0]) in node_pairs
+                    add_quads(_strip_quads(border, mw / 2, -mw / 2),
+                              MARK_YELLOW if twoway else MARK_WHITE)
+
+        for jid, shape in sorted(static.junctions.items()):
+            add_poly(shape, JUNCTION)
+        for li in sorted(static.lanes.values(), key=lambda v: v.id):
+            if li.function == "walkingarea" and len(li.shape) >= 3:
+                add_poly(li.shape, SIDEWALK)
+        for li in sorted(static.lanes.values(), key=lambda v: v.id):
+            if li.function != "crossing" or len(li.shape) < 2:
+                continue
+            a, b = li.shape[0], li.shape[-1]
+            L = float(np.hypot(*(b - a)))
+            if L < 1.0:
+                continue
+            d = (b - a) / L
+            nrm = np.array([-d[1], d[0]]) * (li.width / 2)
+            t = 0.3
+            while t + 0.5 <= L - 0.2:
+                p0, p1 = a + d * t, a + d * (t + 0.5)
+                polys.append(np.array([p0 - nrm, p1 - nrm, p1 + nrm, p0 + nrm]))
+                layers.append(ZEBRA)
+                t += 1.0
+
+        # stop lines: white where the lane's links are minor, coloured at signals
+        tls_idx: list[int] = []
+        tls_link: list[tuple[str, int]] = []
+        signals: list[tuple[float, float, float, str, int]] = []
+        tls_lanes = {}
+        for sl in static.stop_lines:
+            cur = tls_lanes.get(sl.lane)
+            if cur is None or (sl.direction == "s" and cur.direction != "s"):
+                tls_lanes[sl.lane] = sl
+        for lid, sl in sorted(tls_lanes.items()):
+            li = static.lanes[lid]
+            q = _stop_quad(li.shape, li.width, 0.5)
+            tls_idx.append(len(polys))
+            tls_link.append((sl.tls, sl.link_index))
+            polys.append(q)
+            layers.append(STOP_TLS)
+            end = li.shape[-1]
+            dvec = li.shape[-1] - li.shape[-2]
+            yaw = math.atan2(dvec[1], dvec[0])
+            signals.append((float(end[0] + math.cos(yaw) * 1.0), float(end[1] + math.sin(yaw) * 1.0),
+                            yaw + math.pi, sl.tls, sl.link_index))
+        for lid in sorted(getattr(static, "yield_lanes", []) or []):
+            li = static.lanes.get(lid)
+            if li is None or len(li.shape) < 2:
+                continue
+            polys.append(_stop_quad(li.shape, li.width, 0.4))
+            layers.append(STOP_WHITE)
+
+        quads = np.array(polys, dtype=np.float64).reshape(-1, 4, 2)
+        layer = np.array(layers, dtype=np.int16)
+        order = np.argsort(layer, kind="stable")
+        inv = np.empty_like(order)
+        inv[order] = np.arange(len(order))
+        quads, layer = quads[order], layer[order]
+        tls_idx_arr = inv[np.array(tls_idx, dtype=np.int64)] if tls_idx else np.zeros(0, np.int64)
+        rng = np.random.default_rng(seed)
+        base = np.array([style.layers[int(k)] for k in layer], dtype=np.int16).reshape(-1, 3)
+        jitter = rng.integers(-style.texture, style.texture + 1, size=(len(layer), 1))
+        color = np.clip(base + jitter, 0, 255).astype(np.uint8)
+        centre = quads.mean(1)
+        radius = np.hypot(*(quads - centre[:, None]).transpose(2, 0, 1)).max(1)
+        return StaticScene(quads, layer, color, centre, radius, tls_idx_arr, tls_link, signals)
+
+
+def _stop_quad(shape: np.ndarray, width: float, depth: float) -> np.ndarray:
+    end = shape[-1]
+    d = shape[-1] - shape[-2]
+    d = d / max(float(np.hypot(*d)), 1e-9)
+    n = np.array([-d[1], d[0]]) * (width / 2)
+    back = end - d * depth
+    return np.array([back - n, end - n, end + n, back + n])
+
+
+# ------------------------------------------------------------------------------------------------
+# Renderer
+
+
+_BOX_FACES = np.array([[4, 5, 6, 7],  # top
+                       [0, 1, 5, 4],  # front (+x)
+                       [2, 3, 7, 6],  # back
+                       [1, 2, 6, 5],  # right (-y)
+                       [3, 0, 4, 7]])  # left (+y)
+_BOX_NORMALS = np.array([[0, 0, 1.0], [1, 0, 0], [-1, 0, 0], [0, -1, 0], [0, 1, 0]])
+
+
+def _box_parts(b: Box) -> list[tuple[float, float, float, float, float, float, tuple]]:
+    """(dx, length, width, z0, z1, shade_scale, color) sub-boxes along the object's axis."""
+    L, W, H = b.length, b.width, b.height
+    if b.kind == "pedestrian":
+        return [(0.0, 0.8 * L, 0.8 * W, 0.0, 0.5 * H, 1.0, (55, 55, 70)),
+                (0.0, L, W, 0.5 * H, 0.86 * H, 1.0, b.color),
+                (0.0, 0.55 * L, 0.4 * W, 0.86 * H, H, 1.0, (205, 170, 140))]
+    if b.kind == "signal":
+        return [(0.0, L, W, b.height - 1.3, b.height, 1.0, (35, 35, 35))]
+    if L < 6.0 and H < 1.9:  # car: body + glass cabin
+        glass = (50, 60, 75)
+        return [(0.0, L, W, 0.0, 0.55 * H, 1.0, b.color),
+                (-0.08 * L, 0.52 * L, 0.88 * W, 0.55 * H, H, 1.0, glass)]
+    return [(0.0, L, W, 0.0, H, 1.0, b.color)]
+
+
+class Renderer:
+    def __init__(self, static, rig: CameraRig | None = None, style: RenderStyle | None = None,
+                 view_radius: float = 90.0, near: float = 0.3, segment_m: float = 2.0,
+                 seed: int = 0):
+        self.rig = rig or CameraRig()
+        self.style = style or RenderStyle()
+        self.view_radius = float(view_radius)
+        self.near = float(near)
+        self.scene = StaticScene.build(static, self.style, segment_m, seed)
+        self._bg = {c.name: self._background(c) for c in self.rig.cameras}
+        sun = np.asarray(self.style.sun, dtype=np.float64)
+        self._sun = sun / np.linalg.norm(sun)
+        self.last_counts: dict[str, int] = {}
+
+    def _background(self, cam: CameraConfig) -> np.ndarray:
+        H, W = cam.height, cam.width
+        img = np.empty((H, W, 3), np.uint8)
+        f = cam.fx
+        horizon = cam.height / 2 - f * math.tan(math.radians(cam.pitch_deg))
+        rows = np.arange(H, dtype=np.float64)
+        top = np.array(self.style.sky_top, dtype=np.float64)
+        hor = np.array(self.style.sky_horizon, dtype=np.float64)
+        t = np.clip((rows - (horizon - H)) / max(H, 1), 0.0, 1.0)[:, None]
+        sky = top * (1 - t) + hor * t
+        ground = np.array(self.style.ground, dtype=np.float64)
+        col = np.where((rows >= horizon)[:, None], ground, sky)
+        img[:] = np.round(col).astype(np.uint8)[:, None, :]
+        return img
+
+    # -- frame
+    def render(self, pose: tuple[float, float, float], boxes: list[Box],
+               tls_states: dict[str, str]) -> dict[str, np.ndarray]:
+        """pose = ego (x, y, yaw) of base_link; returns {camera: RGB uint8 (H, W, 3)}."""
+        x, y, yaw = pose
+        sc = self.scene
+        d = np.hypot(sc.centre[:, 0] - x, sc.centre[:, 1] - y)
+        sel = np.nonzero(d < self.view_radius + sc.radius)[0]
+        quads = sc.quads[sel]
+        colors = sc.color[sel].copy()
+        if len(sc.tls_quads):
+            pos = np.searchsorted(sel, sc.tls_quads)
+            pos = np.clip(pos, 0, max(len(sel) - 1, 0))
+            hit = (len(sel) > 0) & (sel[pos] == sc.tls_quads) if len(sel) else np.zeros(0, bool)
+            for k in np.nonzero(hit)[0]:
+                tls, link = sc.tls_link[k]
+                colors[pos[k]] = self.style.light[_light_char(tls_states, tls, link)]
+        ground3 = np.concatenate([quads, np.zeros(quads.shape[:2] + (1,))], axis=2)
+        # signal heads near the ego (overhead, at the stop line)
+        all_boxes = list(boxes)
+        for (sx, sy, syaw, tls, link) in sc.signals:
+            if abs(sx - x) < self.view_radius and abs(sy - y) < self.view_radius:
+                all_boxes.append(Box(sx, sy, syaw, 0.4, 0.55, 5.8, (35, 35, 35), "signal",
+                                     lamp=_light_char(tls_states, tls, link)))
+        objects = self._box_faces(all_boxes, x, y)
+        out = {}
+        for cam in self.rig.cameras:
+            out[cam.name] = self._render_camera(cam, x, y, yaw, ground3, colors, objects)
+        return out
+
+    def _box_faces(self, boxes: list[Box], ex: float, ey: float):
+        """All faces of all boxes (F, 4, 3), their RGB colour (F, 3), their object's centre."""
+        faces, cols, centres, normals = [], [], [], []
+        r2 = self.view_radius ** 2
+        for b in boxes:
+            if (b.x - ex) ** 2 + (b.y - ey) ** 2 > r2:
+                continue
+            c, s = math.cos(b.yaw), math.sin(b.yaw)
+            R = np.array([[c, -s], [s, c]])
+            for (dx, L, W, z0, z1, _, col) in _box_parts(b):
+                hl, hw = L / 2, W / 2
+                xy = np.array([[hl, hw], [hl, -hw], [-hl, -hw], [-hl, hw]]) + [dx, 0.0]
+                xy = xy @ R.T + [b.x, b.y]
+                v = np.concatenate([np.c_[xy, np.full(4, z0)], np.c_[xy, np.full(4, z1)]])
+                nrm = _BOX_NORMALS.copy()
+                nrm[:, :2] = nrm[:, :2] @ R.T
+                faces.append(v[_BOX_FACES])
+                normals.append(nrm)
+                cols.append(np.tile(np.asarray(col, dtype=np.float64), (5, 1)))
+                centres.append(np.tile([b.x, b.y, 0.0], (5, 1)))
+            if b.kind == "signal" and b.lamp:
+                # lit lamp on the face towards traffic (+x of the head)
+                zc = {"r": b.height - 0.23, "y": b.height - 0.65, "g": b.height - 1.07}.get(b.lamp)
+                if zc is not None:
+                    hl = b.length / 2 + 0.03
+                    p = np.array([[hl, 0.2], [hl, -0.2]]) @ R.T + [b.x, b.y]
+                    lamp = np.array([[p[0][0], p[0][1], zc - 0.19], [p[1][0], p[1][1], zc - 0.19],
+                                     [p[1][0], p[1][1], zc + 0.19], [p[0][0], p[0][1], zc + 0.19]])
+                    faces.append(lamp[None])
+                    normals.append(np.array([[c, s, 0.0]]))
+                    cols.append(np.asarray([self.style.light[b.lamp]], dtype=np.float64) / 0.8)
+                    centres.append(np.array([[b.x, b.y, 0.0]]))
+            if b.kind == "vehicle" and b.braking:
+                hl = b.length / 2 + 0.03
+                z0, z1 = 0.3 * b.height, 0.45 * b.height
+                for sgn in (1, -1):
+                    p = np.array([[-hl, sgn * 0.5 * b.width], [-hl, sgn * 0.3 * b.width]]) @ R.T \
+                        + [b.x, b.y]
+                    lamp = np.array([[p[0][0], p[0][1], z0], [p[1][0], p[1][1], z0],
+                                     [p[1][0], p[1][1], z1], [p[0][0], p[0][1], z1]])
+                    faces.append(lamp[None])
+                    normals.append(np.array([[-c, -s, 0.0]]))
+                    cols.append(np.array([[255.0, 30, 30]]) / 0.8)
+                    centres.append(np.array([[b.x, b.y, 0.0]]))
+        if not faces:
+            return np.zeros((0, 4, 3)), np.zeros((0, 3)), np.zeros((0, 3)), np.zeros((0, 3))
+        F = np.concatenate(faces)
+        N = np.concatenate(normals)
+        C = np.concatenate(cols)
+        shade = 0.55 + 0.45 * np.clip(N @ self._sun, 0.0, 1.0)
+        C = np.clip(C * shade[:, None], 0, 255)
+        return F, C, np.concatenate(centres), N
+
+    def _render_camera(self, cam: CameraConfig, x, y, yaw, ground3, colors,
+                       objects) -> np.ndarray:
+        img = self._bg[cam.name].copy()
+        R, t = self.rig.world_to_optical(cam, x, y, yaw)
+        K = cam.intrinsics()
+        fx, cx, cy = K[0, 0], K[0, 2], K[1, 2]
+        tanx = (cam.width / 2) / fx * 1.02
+        tany = (cam.height / 2) / fx * 1.02
+        n_drawn = 0
+        # ground
+        if len(ground3):
+            P = ground3 @ R.T + t
+            vis = _frustum(P, self.near, tanx, tany)
+            P, col = P[vis], colors[vis]
+            if len(P):
+                Q, keep = clip_near(P, self.near)
+                n_drawn += _fill(img, Q, col[keep], fx, cx, cy)
+        # objects
+        F, C, centres, N = objects
+        if len(F):
+            cam_w = -R.T @ t  # camera position in the world
+            fc = F.mean(1)
+            front = ((cam_w - fc) * N).sum(1) > 0
+            P = F @ R.T + t
+            vis = front & _frustum(P, self.near, tanx, tany)
+            if vis.any():
+                idx = np.nonzero(vis)[0]
+                depth = np.hypot(*(centres[idx, :2] - cam_w[:2]).T)
+                # far to near by object centre (identical for all faces of an object); faces of
+                # one object keep their order (body, cabin, lamps)
+                order = idx[np.lexsort((idx, -depth))]
+                Q, keep = clip_near(P[order], self.near)
+                n_drawn += _fill(img, Q, C[order][keep], fx, cx, cy)
+        self.last_counts[cam.name] = n_drawn
+        return img
+
+
+def _light_char(states: dict[str, str], tls: str, link: int) -> str:
+    s = states.get(tls)
+    if not s or link < 0 or link >= len(s):
+        return "o"
+    c = s[link]
+    if c in "Gg":
+        return "g"
+    if c in "yY":
+        return "y"
+    if c in "rRu":
+        return "r"
+    if c == "s":
+        return "r"
+    return "o"
+
+
+def _frustum(P: np.ndarray, near: float, tanx: float, tany: float) -> np.ndarray:
+    """Polygons (n, V, 3) not entirely outside one frustum plane."""
+    x, y, z = P[..., 0], P[..., 1], P[..., 2]
+    out = ((z < near).all(1) | (x > z * tanx).all(1) | (-x > z * tanx).all(1)
+           | (y > z * tany).all(1) | (-y > z * tany).all(1))
+    return ~out
+
+
+def _fill(img: np.ndarray, Q: np.ndarray, cols: np.ndarray, fx: float, cx: float,
+          cy: float) -> int:
+    if not len(Q):
+        return 0
+    z = Q[..., 2]
+    u = (fx * Q[..., 0] / z + cx) * 8.0
+    v = (fx * Q[..., 1] / z + cy) * 8.0
+    pts = np.clip(np.stack([u, v], -1), -(1 << 26), 1 << 26).round().astype(np.int32)
+    ci = np.asarray(cols).round().astype(np.int32).tolist()
+    fill = cv2.fillConvexPoly
+    for p, c in zip(pts, ci):
+        fill(img, p, c, cv2.LINE_8, 3)
+    return len(pts)

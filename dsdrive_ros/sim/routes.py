@@ -1,0 +1,442 @@
+"""Routes through a SUMO world: router edges -> lane polyline through the junctions -> instructions.
+
+`plan_route(world, rng)` picks random edges, asks SUMO's router (`simulation.findRoute`), chooses on
+every edge the lane that links to the next edge (fewest lane changes, planned backwards), and strings
+the lanes and SUMO's own internal junction lanes (`lane.getLinks` -> via lane) into one polyline,
+resampled every metre. Where the arrival and departure lanes of an edge differ, the polyline blends
+across in the middle of the edge (a lane change).
+
+Instructions are LangAuto-like. `segment_instructions` is a pure function over the junction passes:
+per decision junction (one with a real choice of exits) one manoeuvre instruction ("turn left at the
+next intersection", ...) that starts `announce_m` before the junction and ends where the route leaves
+it; long stretches before it get a "follow the road" instruction; the route ends with one. Each
+manoeuvre has several paraphrases; the choice is seeded. An instruction's `end` flag is raised on the
+step on which the ego's progress first reaches the instruction's `s_end`.
+"""
+from __future__ import annotations
+
+import math
+import random
+from dataclasses import dataclass, field
+
+import numpy as np
+
+__all__ = ["JunctionPass", "Instruction", "Route", "RouteTracker", "TEMPLATES",
+           "segment_instructions", "build_route", "plan_route", "maneuver_from_direction"]
+
+TEMPLATES: dict[str, list[str]] = {
+    "left": [
+        "Turn left at the next intersection.",
+        "At the next intersection, turn left.",
+        "Take a left at the upcoming junction.",
+        "Make a left turn at the next crossroads.",
+        "Go left when you reach the next intersection.",
+        "Prepare to turn left at the intersection ahead.",
+    ],
+    "right": [
+        "Turn right at the next intersection.",
+        "At the next intersection, turn right.",
+        "Take a right at the upcoming junction.",
+        "Make a right turn at the next crossroads.",
+        "Go right when you reach the next intersection.",
+        "Prepare to turn right at the intersection ahead.",
+    ],
+    "straight": [
+        "Go straight through the intersection.",
+        "Continue straight at the next intersection.",
+        "Keep going straight across the upcoming junction.",
+        "Drive straight through the next crossroads.",
+        "At the next intersection, go straight ahead.",
+        "Proceed straight at the intersection ahead.",
+    ],
+    "follow": [
+        "Follow the lane.",
+        "Follow the road.",
+        "Keep following the current road.",
+        "Stay in your lane and follow the road.",
+        "Continue along the road.",
+        "Drive along this road.",
+    ],
+}
+
+
+def maneuver_from_direction(direction: str) -> str:
+    return {"s": "straight", "l": "left", "L": "left", "r": "right", "R": "right",
+            "t": "left"}.get(direction, "straight")
+
+
+@dataclass
+class JunctionPass:
+    junction: str
+    s_entry: float  # where the route enters the junction (end of the incoming lane = stop line)
+    s_exit: float  # where it leaves it
+    direction: str  # SUMO link direction (s, l, r, t, L, R)
+    maneuver: str  # "left" | "right" | "straight" | "follow"
+    decision: bool  # the incoming edge offers more than one exit here
+    in_lane: str = ""
+    out_lane: str = ""
+    via: list[str] = field(default_factory=list)
+    tls: str | None = None
+    link_index: int = -1  # the TLS link index of the route's connection (-1: unsignalised)
+
+
+@dataclass
+class Instruction:
+    id: int  # index in the route; changes whenever the instruction changes
+    maneuver: str  # "follow" | "straight" | "left" | "right"
+    text: str
+    template: str  # "<maneuver>/<paraphrase index>"
+    s_start: float
+    s_end: float
+    junction: str | None = None
+
+    def to_dict(self) -> dict:
+        return dict(self.__dict__)
+
+
+def segment_instructions(junctions: list[JunctionPass], length: float, rng: random.Random,
+                         announce_m: float = 40.0, min_follow_m: float = 25.0) -> list[Instruction]:
+    """Split a route of `length` m into instructions (see module doc). Pure and deterministic."""
+    segs: list[tuple[str, float, float, str | None]] = []
+    prev = 0.0
+    for j in junctions:
+        if not j.decision or j.maneuver == "follow":
+            continue
+        start = max(prev, j.s_entry - announce_m)
+        if start - prev >= min_follow_m:
+            segs.append(("follow", prev, start, None))
+        else:
+            start = prev
+        end = min(max(j.s_exit, start + 1.0), length)
+        segs.append((j.maneuver, start, end, j.junction))
+        prev = end
+    if length - prev >= min_follow_m or not segs:
+        segs.append(("follow", prev, length, None))
+    else:  # a short tail joins the last instruction
+        m, a, _, jn = segs[-1]
+        segs[-1] = (m, a, length, jn)
+    out = []
+    for i, (m, a, b, jn) in enumerate(segs):
+        k = rng.randrange(len(TEMPLATES[m]))
+        out.append(Instruction(i, m, TEMPLATES[m][k], f"{m}/{k}", float(a), float(b), jn))
+    return out
+
+
+@dataclass
+class Route:
+    edges: list[str]
+    lanes: list[str]  # every lane driven, internal ones included, in order
+    points: np.ndarray  # (N, 2) polyline, ~1 m spacing
+    s: np.ndarray  # (N,) arc length
+    width: np.ndarray  # (N,) lane width
+    speed_limit: np.ndarray  # (N,) m/s
+    in_junction: np.ndarray  # (N,) bool
+    junctions: list[JunctionPass]
+    instructions: list[Instruction]
+    seed: int = 0
+
+    @property
+    def length(self) -> float:
+        return float(self.s[-1])
+
+    def yaw(self) -> np.ndarray:
+        d = np.gradient(self.points, axis=0)
+        return np.arctan2(d[:, 1], d[:, 0])
+
+    def index_at(self, s: float) -> int:
+        return int(np.clip(np.searchsorted(self.s, s), 0, len(self.s) - 1))
+
+    def point_at(self, s: float) -> tuple[float, float, float]:
+        s = float(np.clip(s, 0.0, self.length))
+        x = float(np.interp(s, self.s, self.points[:, 0]))
+        y = float(np.interp(s, self.s, self.points[:, 1]))
+        i = min(max(self.index_at(s), 1), len(self.s) - 1)
+        d = self.points[i] - self.points[i - 1]
+        return x, y, math.atan2(d[1], d[0])
+
+    def points_between(self, s0: float, s1: float) -> np.ndarray:
+        i0, i1 = self.index_at(s0), self.index_at(s1)
+        return self.points[i0:i1 + 1]
+
+    def instruction_at(self, s: float) -> Instruction:
+        for ins in self.instructions:
+            if s < ins.s_end:
+                return ins
+        return self.instructions[-1]
+
+    def next_junction(self, s: float) -> JunctionPass | None:
+        for j in self.junctions:
+            if j.s_exit > s:
+                return j
+        return None
+
+    def curvature(self) -> np.ndarray:
+        yaw = np.unwrap(self.yaw())
+        ds = np.gradient(self.s)
+        return np.gradient(yaw) / np.maximum(ds, 1e-6)
+
+    def to_dict(self) -> dict:
+        return {"edges": self.edges, "length": self.length, "seed": self.seed,
+                "instructions": [i.to_dict() for i in self.instructions],
+                "junctions": [{k: v for k, v in j.__dict__.items()} for j in self.junctions],
+                "polyline": np.round(self.points[::5], 2).tolist()}
+
+
+class RouteTracker:
+    """Projects the ego onto the route, monotonically (a search window around the last s)."""
+
+    def __init__(self, route: Route, s0: float = 0.0):
+        self.route = route
+        self.s = float(s0)
+        self.lateral = 0.0
+
+    def project(self, x: float, y: float, s_lo: float, s_hi: float) -> tuple[float, float]:
+        r = self.route
+        i0 = max(r.index_at(s_lo) - 1, 0)
+        i1 = min(r.index_at(s_hi) + 1, len(r.s) - 1)
+        if i1 <= i0:
+            i1 = min(i0 + 1, len(r.s) - 1)
+            i0 = max(i1 - 1, 0)
+        a = r.points[i0:i1]
+        b = r.points[i0 + 1:i1 + 1]
+        ab = b - a
+        L2 = np.maximum((ab * ab).sum(1), 1e-12)
+        p = np.array([x, y])
+        t = np.clip(((p - a) * ab).sum(1) / L2, 0.0, 1.0)
+        proj = a + ab * t[:, None]
+        d = np.hypot(*(proj - p).T)
+        k = int(np.argmin(d))
+        s = r.s[i0 + k] + t[k] * math.sqrt(L2[k])
+        return float(s), float(d[k])
+
+    def update(self, x: float, y: float) -> tuple[float, float]:
+        s, d = self.project(x, y, self.s - 5.0, self.s + 40.0)
+        if d > 8.0:  # lost: search the whole route ahead of a bit behind us
+            s2, d2 = self.project(x, y, self.s - 30.0, self.route.length)
+            if d2 < d:
+                s, d = s2, d2
+        self.s = max(s, self.s - 1.0)  # progress never jumps backwards more than a metre
+        self.lateral = d
+        return self.s, d
+
+
+# ------------------------------------------------------------------------------------------------
+# Building routes from the running world
+
+
+def _resample(parts: list[tuple[np.ndarray, float, float, bool]], step: float = 1.0):
+    """parts: (shape (n,2), width, speed, in_junction) -> resampled points, arc length, per-point
+    attributes, and per part the arc length of its first and last vertex."""
+    pts, wid, spd, junc = [], [], [], []
+    first_last: list[tuple[int, int]] = []
+    for shape, w, v, j in parts:
+        first = len(pts) - 1 if pts else 0
+        for k, p in enumerate(shape):
+            if pts and np.hypot(*(p - pts[-1])) < 1e-3:
+                continue
+            pts.append(np.asarray(p, dtype=np.float64))
+            wid.append(w)
+            spd.append(v)
+            junc.append(j)
+        first_last.append((first, len(pts) - 1))
+    P = np.array(pts)
+    seg = np.hypot(*np.diff(P, axis=0).T)
+    s = np.concatenate([[0.0], np.cumsum(seg)])
+    n = max(int(math.ceil(s[-1] / step)) + 1, 2)
+    sq = np.linspace(0.0, s[-1], n)
+    x = np.interp(sq, s, P[:, 0])
+    y = np.interp(sq, s, P[:, 1])
+    idx = np.clip(np.searchsorted(s, sq, side="right") - 1, 0, len(P) - 1)
+    # a resampled point takes the attributes of the segment it lies on (its end vertex's part)
+    idx2 = np.clip(idx + 1, 0, len(P) - 1)
+    part_s = [(float(s[a]), float(s[b])) for a, b in first_last]
+    return (np.stack([x, y], 1), sq, np.array(wid)[idx2], np.array(spd)[idx2],
+            np.array(junc)[idx2], part_s)
+
+
+def _sample_shape(shape: np.ndarray, u: np.ndarray) -> np.ndarray:
+    seg = np.hypot(*np.diff(shape, axis=0).T)
+    s = np.concatenate([[0.0], np.cumsum(seg)])
+    q = u * s[-1]
+    return np.stack([np.interp(q, s, shape[:, 0]), np.interp(q, s, shape[:, 1])], 1)
+
+
+def _blend_lanes(arr: np.ndarray, dep: np.ndarray, length: float) -> np.ndarray:
+    """Polyline from lane `arr` to lane `dep` of the same edge, changing lanes mid-edge."""
+    n = max(int(length / 1.0), 8)
+    u = np.linspace(0.0, 1.0, n + 1)
+    a = _sample_shape(arr, u)
+    b = _sample_shape(dep, u)
+    # lane change over ~25 m (or the middle 60 % of a short edge), centred on the edge
+    half = min(12.5, 0.3 * length) / max(length, 1e-6)
+    u0, u1 = 0.5 - half, 0.5 + half
+    t = np.clip((u - u0) / max(u1 - u0, 1e-6), 0.0, 1.0)
+    w = t * t * (3 - 2 * t)
+    return a * (1 - w[:, None]) + b * w[:, None]
+
+
+def _heading(shape: np.ndarray, at_end: bool) -> float:
+    d = shape[-1] - shape[-2] if at_end else shape[1] - shape[0]
+    return math.atan2(d[1], d[0])
+
+
+def _maneuver(static, in_lane: str, out_lane: str, direction: str,
+              straight_deg: float = 40.0) -> str:
+    """left/right/straight from the heading change through the junction (SUMO's 'L'/'R', partial
+    turns, become straight when the heading changes less than `straight_deg`)."""
+    try:
+        a = _heading(static.lanes[in_lane].shape, True)
+        b = _heading(static.lanes[out_lane].shape, False)
+    except (KeyError, IndexError):
+        return maneuver_from_direction(direction)
+    d = math.degrees(math.atan2(math.sin(b - a), math.cos(b - a)))
+    if abs(d) < straight_deg:
+        return "straight"
+    return "left" if d > 0 else "right"
+
+
+def _internal_chain(traci, lane: str, to_lane: str) -> tuple[list[str], str, int]:
+    """Internal lanes from `lane` to `to_lane`, the link direction and the link's index in getLinks."""
+    for k, ln in enumerate(traci.lane.getLinks(lane)):
+        if ln[0] != to_lane:
+            continue
+        chain = []
+        via = ln[4]
+        guard = 0
+        while via and via.startswith(":") and guard < 8:
+            chain.append(via)
+            nxt = traci.lane.getLinks(via)
+            guard += 1
+            if not nxt:
+                break
+            via = nxt[0][4] or (nxt[0][0] if nxt[0][0].startswith(":") else "")
+        return chain, ln[6], k
+    return [], "s", -1
+
+
+def build_route(world, edges: list[str], seed: int = 0, start_offset: float = 5.0,
+                end_offset: float = 8.0, announce_m: float = 40.0) -> Route:
+    """Lane polyline + junction passes + instructions for an edge sequence from SUMO's router."""
+    traci = world.traci
+    static = world.static
+    n = len(edges)
+
+    def road_lanes(e: str) -> list[str]:
+        return [ln for ln in static.edge_lanes[e] if static.lanes[ln].kind == "road"]
+
+    # departure lane per edge (links to the next edge), planned backwards to limit lane changes;
+    # arrival lane per edge (where the previous edge's link lands)
+    dep: list[str] = [""] * n
+    arr: list[str] = [""] * n
+    last = road_lanes(edges[-1])
+    dep[-1] = last[0]
+    for i in range(n - 2, -1, -1):
+        options = []  # (lane changes, prefer rightmost, from lane, to lane)
+        for ln in road_lanes(edges[i]):
+            for link in traci.lane.getLinks(ln):
+                to = link[0]
+                if static.lanes.get(to) is None or static.lanes[to].edge != edges[i + 1]:
+                    continue
+                cost = abs(static.lanes[to].index - static.lanes[dep[i + 1]].index)
+                options.append((cost, static.lanes[ln].index, ln, to))
+        if not options:
+            raise ValueError(f"no lane link {edges[i]} -> {edges[i + 1]}")
+        options.sort()
+        _, _, dep[i], arr[i + 1] = options[0]
+    arr[0] = dep[0]
+
+    parts: list[tuple[np.ndarray, float, float, bool]] = []
+    lanes_driven: list[str] = []
+    pending = []
+
+    for i, e in enumerate(edges):
+        la, ld = static.lanes[arr[i]], static.lanes[dep[i]]
+        if arr[i] == dep[i]:
+            parts.append((ld.shape, ld.width, ld.speed, False))
+            lanes_driven.append(ld.id)
+        else:
+            parts.append((_blend_lanes(la.shape, ld.shape, ld.length), ld.width, ld.speed, False))
+            lanes_driven += [la.id, ld.id]
+        if i == n - 1:
+            break
+        chain, direction, _ = _internal_chain(traci, dep[i], arr[i + 1])
+        edge_part = len(parts) - 1
+        for v in chain:
+            li = static.lanes[v]
+            parts.append((li.shape, li.width, li.speed, True))
+            lanes_driven.append(v)
+        junction = world.net.getEdge(e).getToNode().getID()
+        pending.append((junction, edge_part, len(parts) - 1, direction, dep[i], arr[i + 1], chain))
+
+    P, S, W, V, J, part_s = _resample(parts)
+    junctions: list[JunctionPass] = []
+    for (jid, p_in, p_out, direction, in_lane, out_lane, chain) in pending:
+        s_in = part_s[p_in][1]
+        s_out = part_s[p_out][1]
+        in_edge = static.lanes[in_lane].edge
+        exits = set()
+        for ln in road_lanes(in_edge):
+            for link in traci.lane.getLinks(ln):
+                to = static.lanes.get(link[0])
+                if to is not None and link[6] not in ("t",) and to.kind == "road":
+                    exits.add(to.edge)
+        decision = len(exits) > 1
+        tls, link_index = None, -1
+        for sl in static.lane_stop_lines.get(in_lane, []):
+            if sl.to_lane == out_lane:
+                tls, link_index = sl.tls, sl.link_index
+        man = _maneuver(static, in_lane, out_lane, direction) if decision else "follow"
+        junctions.append(JunctionPass(jid, s_in, s_out, direction, man, decision,
+                                      in_lane, out_lane, list(chain), tls, link_index))
+    # trim the start/end offsets (spawn a little into the first edge, stop before the last junction)
+    s0 = min(start_offset, 0.25 * S[-1])
+    s1 = max(S[-1] - end_offset, s0 + 1.0)
+    keep = (S >= s0) & (S <= s1)
+    P, S, W, V, J = P[keep], S[keep] - s0, W[keep], V[keep], J[keep]
+    for j in junctions:
+        j.s_entry -= s0
+        j.s_exit -= s0
+    junctions = [j for j in junctions if 0.0 < j.s_exit and j.s_entry < S[-1]]
+    rng = random.Random(seed)
+    instructions = segment_instructions(junctions, float(S[-1]), rng, announce_m=announce_m)
+    return Route(list(edges), lanes_driven, P, S, W, V, J.astype(bool), junctions, instructions,
+                 seed)
+
+
+def plan_route(world, rng: random.Random, min_length: float = 350.0, max_length: float = 1000.0,
+               min_decisions: int = 2, tries: int = 200, clear_m: float = 25.0) -> Route:
+    """A random route between two edges (start edge free of traffic near the spawn point)."""
+    traci = world.traci
+    static = world.static
+    edges = sorted(e for e, lanes in static.edge_lanes.items()
+                   if any(static.lanes[ln].kind == "road" for ln in lanes))
+    starts = [e for e in edges if max(static.lanes[ln].length for ln in static.edge_lanes[e]) > 40.0]
+    best = None
+    for _ in range(tries):
+        a = rng.choice(starts)
+        b = rng.choice(edges)
+        if a == b:
+            continue
+        r = traci.simulation.findRoute(a, b, vType="ego")
+        if not r.edges or not (min_length <= r.length <= max_length):
+            continue
+        try:
+            route = build_route(world, list(r.edges), seed=rng.randrange(1 << 30))
+        except ValueError:
+            continue
+        if sum(j.decision for j in route.junctions) < min_decisions:
+            continue
+        # spawn point must be clear of vehicles
+        x, y, _ = route.point_at(0.0)
+        clear = True
+        for v in traci.vehicle.getIDList():
+            px, py = traci.vehicle.getPosition(v)
+            if math.hypot(px - x, py - y) < clear_m:
+                clear = False
+                break
+        if clear:
+            return route
+        best = best or route
+    if best is None:
+        raise RuntimeError("no route found")
+    return best

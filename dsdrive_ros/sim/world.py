@@ -1,0 +1,474 @@
+"""SUMO worlds: generated towns (netgenerate + randomTrips), cached per (town, seed), run in-process.
+
+    files = generate_world("grid4", seed=3)           # cached under cache_dir()/grid4_s3/
+    with World(files, seed=3) as world:               # starts libsumo, warms traffic up
+        world.step()
+
+`World` holds one libsumo simulation (libsumo allows one per process: starting a second `World`
+closes the first). `world.static` is the precomputed, read-only map (lanes, junctions, crossings,
+traffic-light stop lines) that routing, rendering and scoring share.
+"""
+from __future__ import annotations
+
+import hashlib
+import json
+import math
+import os
+import shutil
+import subprocess
+import sys
+import tempfile
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import numpy as np
+
+__all__ = [
+    "TownSpec", "TOWNS", "TRAINING_TOWNS", "HELDOUT_TOWNS", "town_names", "cache_dir", "sumo_home",
+    "WorldFiles", "generate_world", "demand_for_net", "LaneInfo", "StopLine", "StaticMap", "World",
+]
+
+# ------------------------------------------------------------------------------------------------
+# Town presets
+
+
+@dataclass(frozen=True)
+class TownSpec:
+    name: str
+    split: str  # "train" | "heldout"
+    net_args: tuple[str, ...]  # netgenerate arguments (network type and geometry)
+    vehicle_density: float = 300.0  # vehicles inserted per hour per km of road (randomTrips)
+    ped_density: float = 60.0  # persons inserted per hour per km of road
+    seeded_net: bool = False  # the network itself depends on the seed (random towns)
+    description: str = ""
+
+
+_COMMON = ("--tls.guess", "true", "--tls.guess.threshold", "45", "--sidewalks.guess", "true", "--crossings.guess", "true",
+           "--no-turnarounds", "true", "--junctions.corner-detail", "5", "--default.speed", "13.89")
+
+TOWNS: dict[str, TownSpec] = {
+    # training towns: the expert and the model are tuned on these
+    "grid4": TownSpec("grid4", "train", ("--grid", "--grid.number", "4", "--grid.length", "150",
+                                          "--default.lanenumber", "2"),
+                      description="4x4 grid, 150 m blocks, 2 lanes, guessed traffic lights"),
+    "grid3": TownSpec("grid3", "train", ("--grid", "--grid.x-number", "3", "--grid.y-number", "4",
+                                          "--grid.x-length", "120", "--grid.y-length", "90",
+                                          "--default.lanenumber", "1", "--default-junction-type",
+                                          "traffic_light"),
+                      description="3x4 grid, single lanes, every junction signalised"),
+    "spider": TownSpec("spider", "train", ("--spider", "--spider.arm-number", "6",
+                                            "--spider.circle-number", "3", "--spider.space-radius",
+                                            "70", "--spider.omit-center", "true",
+                                            "--default.lanenumber", "1"),
+                       description="6 arms x 3 rings, 70 m spacing, single lanes"),
+    "rand": TownSpec("rand", "train", ("--rand", "--rand.iterations", "50", "--rand.min-distance",
+                                        "70", "--rand.max-distance", "180", "--rand.min-angle",
+                                        "60", "--rand.bidi-probability", "1",
+                                        "--default.lanenumber", "1"),
+                     seeded_net=True, description="random planar network (seeded), single lanes"),
+    # held-out towns: never used for tuning
+    "grid5": TownSpec("grid5", "heldout", ("--grid", "--grid.x-number", "5", "--grid.y-number", "4",
+                                            "--grid.x-length", "110", "--grid.y-length", "170",
+                                            "--default.lanenumber", "2"),
+                      description="5x4 grid, 110 x 170 m blocks, 2 lanes"),
+    "spider5": TownSpec("spider5", "heldout", ("--spider", "--spider.arm-number", "5",
+                                                "--spider.circle-number", "4",
+                                                "--spider.space-radius", "60",
+                                                "--default.lanenumber", "2"),
+                        description="5 arms x 4 rings, 60 m spacing, 2 lanes, with centre"),
+    "randgrid": TownSpec("randgrid", "heldout", ("--rand", "--rand.grid", "--rand.iterations",
+                                                  "60", "--rand.min-distance", "100",
+                                                  "--rand.bidi-probability", "1",
+                                                  "--rand.connectivity", "0.9",
+                                                  "--default.lanenumber", "1"),
+                         seeded_net=True,
+                         description="random connections on a 100 m lattice (seeded), single lanes"),
+}
+TRAINING_TOWNS = tuple(n for n, s in TOWNS.items() if s.split == "train")
+HELDOUT_TOWNS = tuple(n for n, s in TOWNS.items() if s.split == "heldout")
+
+
+def town_names(split: str | None = None) -> list[str]:
+    return [n for n, s in TOWNS.items() if split is None or s.split == split]
+
+
+# ------------------------------------------------------------------------------------------------
+# Files and cache
+
+
+def sumo_home() -> str:
+    import sumo  # eclipse-sumo wheel
+
+    return sumo.SUMO_HOME
+
+
+def _sumo_bin(name: str) -> str:
+    p = Path(sumo_home()) / "bin" / name
+    return str(p) if p.exists() else name
+
+
+def cache_dir() -> Path:
+    env = os.environ.get("DSDRIVE_SUMO_CACHE")
+    if env:
+        return Path(env)
+    base = os.environ.get("XDG_CACHE_HOME") or os.path.join(os.path.expanduser("~"), ".cache")
+    return Path(base) / "dsdrive_ros" / "sumo"
+
+
+@dataclass
+class WorldFiles:
+    town: str
+    seed: int
+    net: str
+    routes: list[str]
+    additional: list[str]
+    directory: str
+
+    def to_dict(self) -> dict:
+        return dict(self.__dict__)
+
+
+_VTYPES = """<additional>
+    <vType id="car" vClass="passenger" length="4.5" width="1.8" height="1.5" accel="2.6" decel="4.5"
+           emergencyDecel="9" sigma="0.3" speedFactor="normc(1,0.1,0.8,1.2)" guiShape="passenger"/>
+    <vType id="van" vClass="passenger" length="5.2" width="2.0" height="2.2" accel="2.2" decel="4.5"
+           emergencyDecel="9" sigma="0.3" speedFactor="normc(0.95,0.1,0.8,1.1)" guiShape="passenger/van"/>
+    <vType id="truck" vClass="passenger" length="8.0" width="2.4" height="3.2" accel="1.5" decel="4.0"
+           emergencyDecel="9" sigma="0.3" speedFactor="normc(0.9,0.1,0.7,1.0)" guiShape="truck"/>
+    <vType id="bus" vClass="passenger" length="11.0" width="2.5" height="3.1" accel="1.2" decel="4.0"
+           emergencyDecel="9" sigma="0.3" speedFactor="normc(0.85,0.05,0.7,1.0)" guiShape="bus"/>
+    <vType id="moto" vClass="passenger" length="2.2" width="0.8" height="1.5" accel="3.5" decel="6.0"
+           emergencyDecel="9" sigma="0.3" speedFactor="normc(1,0.1,0.8,1.2)" guiShape="motorcycle"/>
+    <vTypeDistribution id="traffic" vTypes="car van truck bus moto" probabilities="0.72 0.12 0.06 0.03 0.07"/>
+    <vType id="walker" vClass="pedestrian" length="0.4" width="0.6" height="1.75" speed="1.3"
+           speedFactor="normc(1,0.15,0.6,1.4)"/>
+    <vType id="ego" vClass="passenger" length="4.6" width="1.9" height="1.6" accel="3.0" decel="6.0"
+           emergencyDecel="9" sigma="0" color="0,0,255"/>
+</additional>
+"""
+
+
+def _run(cmd: list[str], cwd: str) -> None:
+    r = subprocess.run(cmd, cwd=cwd, capture_output=True, text=True)
+    if r.returncode != 0:
+        raise RuntimeError(f"{' '.join(cmd)} failed ({r.returncode}):\n{r.stdout[-2000:]}\n{r.stderr[-2000:]}")
+
+
+def _net_road_km(net_file: str) -> float:
+    import sumolib
+
+    net = sumolib.net.readNet(net_file)
+    total = 0.0
+    for e in net.getEdges():
+        if e.allows("passenger"):
+            total += e.getLength()
+    return max(total / 1000.0, 0.1)
+
+
+def _write_demand(d: str, net: str, seed: int, vehicle_density: float, ped_density: float,
+                  end_s: float) -> list[str]:
+    tools = os.path.join(sumo_home(), "tools", "randomTrips.py")
+    km = _net_road_km(os.path.join(d, net))
+    veh_period = 3600.0 / max(vehicle_density * km, 1e-3)
+    ped_period = 3600.0 / max(ped_density * km, 1e-3)
+    _run([sys.executable, tools, "-n", net, "-o", "vehicles.rou.xml", "-e", str(end_s),
+          "-p", f"{veh_period:.3f}", "--validate", "--fringe-factor", "5", "--seed", str(seed),
+          "--min-distance", "150", "--trip-attributes", 'type="traffic" departLane="best" departSpeed="max"',
+          "-a", "types.add.xml"], cwd=d)
+    _run([sys.executable, tools, "-n", net, "-o", "persons.rou.xml", "-e", str(end_s),
+          "-p", f"{ped_period:.3f}", "--pedestrians", "--prefix", "p", "--seed", str(seed + 7919),
+          "--trip-attributes", 'type="walker"', "--min-distance", "80", "-a", "types.add.xml"], cwd=d)
+    for f in os.listdir(d):  # randomTrips leaves these next to the trips
+        if f.endswith(".rou.alt.xml") or f == "routes.rou.xml":
+            os.remove(os.path.join(d, f))
+    return ["vehicles.rou.xml", "persons.rou.xml"]
+
+
+def _finish_cache_dir(tmp: str, final: Path) -> None:
+    final.parent.mkdir(parents=True, exist_ok=True)
+    try:
+        os.rename(tmp, final)
+    except OSError:  # someone else generated it concurrently: keep theirs
+        shutil.rmtree(tmp, ignore_errors=True)
+
+
+def _files_from_dir(d: Path) -> WorldFiles:
+    meta = json.loads((d / "world.json").read_text())
+    return WorldFiles(town=meta["town"], seed=meta["seed"], net=str(d / meta["net"]),
+                      routes=[str(d / r) for r in meta["routes"]],
+                      additional=[str(d / a) for a in meta["additional"]], directory=str(d))
+
+
+def generate_world(town: str, seed: int = 0, cache: str | os.PathLike | None = None,
+                   force: bool = False, end_s: float = 3600.0) -> WorldFiles:
+    """Network + demand for a town preset, cached under `cache/<town>_s<seed>/`."""
+    if town not in TOWNS:
+        raise KeyError(f"unknown town {town!r}; known: {sorted(TOWNS)}")
+    spec = TOWNS[town]
+    root = Path(cache) if cache is not None else cache_dir()
+    final = root / f"{town}_s{seed}"
+    if (final / "world.json").exists() and not force:
+        return _files_from_dir(final)
+    if force and final.exists():
+        shutil.rmtree(final, ignore_errors=True)
+    root.mkdir(parents=True, exist_ok=True)
+    tmp = tempfile.mkdtemp(prefix=f".{town}_s{seed}.", dir=root)
+    net_seed = seed if spec.seeded_net else 0
+    _run([_sumo_bin("netgenerate"), *spec.net_args, *_COMMON, "--seed", str(net_seed),
+          "-o", "town.net.xml", "--no-warnings", "true"], cwd=tmp)
+    Path(tmp, "types.add.xml").write_text(_VTYPES)
+    routes = _write_demand(tmp, "town.net.xml", seed, spec.vehicle_density, spec.ped_density, end_s)
+    meta = {"town": town, "seed": seed, "net": "town.net.xml", "routes": routes,
+            "additional": ["types.add.xml"], "netgenerate": list(spec.net_args + _COMMON),
+            "sumo_home": sumo_home()}
+    Path(tmp, "world.json").write_text(json.dumps(meta, indent=1))
+    _finish_cache_dir(tmp, final)
+    return _files_from_dir(final)
+
+
+def demand_for_net(net_file: str | os.PathLike, seed: int = 0,
+                   cache: str | os.PathLike | None = None, vehicle_density: float = 300.0,
+                   ped_density: float = 60.0, end_s: float = 3600.0) -> WorldFiles:
+    """Demand for a user-supplied `.net.xml` (copied into the cache, keyed by its content hash)."""
+    net_file = Path(net_file)
+    digest = hashlib.sha1(net_file.read_bytes()).hexdigest()[:12]
+    root = Path(cache) if cache is not None else cache_dir()
+    final = root / f"net-{net_file.name.split('.')[0]}-{digest}_s{seed}"
+    if (final / "world.json").exists():
+        return _files_from_dir(final)
+    root.mkdir(parents=True, exist_ok=True)
+    tmp = tempfile.mkdtemp(prefix=".net.", dir=root)
+    shutil.copy(net_file, Path(tmp, "town.net.xml"))
+    Path(tmp, "types.add.xml").write_text(_VTYPES)
+    routes = _write_demand(tmp, "town.net.xml", seed, vehicle_density, ped_density, end_s)
+    meta = {"town": f"net:{net_file.name}", "seed": seed, "net": "town.net.xml", "routes": routes,
+            "additional": ["types.add.xml"], "source_net": str(net_file.resolve())}
+    Path(tmp, "world.json").write_text(json.dumps(meta, indent=1))
+    _finish_cache_dir(tmp, final)
+    return _files_from_dir(final)
+
+
+# ------------------------------------------------------------------------------------------------
+# Static map
+
+
+@dataclass
+class LaneInfo:
+    id: str
+    edge: str
+    index: int
+    function: str  # "normal" | "internal" | "crossing" | "walkingarea"
+    kind: str  # "road" | "sidewalk" | "other"
+    shape: np.ndarray  # (N, 2) centre line
+    width: float
+    length: float
+    speed: float
+    junction: str | None  # for internal/crossing/walkingarea lanes: the junction
+
+
+@dataclass
+class StopLine:
+    """Where a signalised lane ends: the ego crossing it on red is a red-light infraction."""
+
+    tls: str
+    link_index: int
+    lane: str  # incoming lane
+    to_lane: str
+    via: str  # internal lane
+    p0: np.ndarray  # left end of the line (2,)
+    p1: np.ndarray  # right end of the line (2,)
+    direction: str  # SUMO link direction: s, l, r, t, L, R
+
+
+@dataclass
+class StaticMap:
+    lanes: dict[str, LaneInfo]
+    junctions: dict[str, np.ndarray]  # junction id -> polygon (N, 2)
+    junction_tls: dict[str, str]  # junction id -> tls id for signalised junctions
+    stop_lines: list[StopLine]
+    lane_stop_lines: dict[str, list[StopLine]]  # incoming lane -> its stop lines (one per link)
+    boundary: tuple[float, float, float, float]  # xmin, ymin, xmax, ymax
+    edge_lanes: dict[str, list[str]] = field(default_factory=dict)  # normal edge -> lanes (right->left)
+    yield_lanes: list[str] = field(default_factory=list)  # unsignalised lanes whose links all yield
+    edge_nodes: dict[str, tuple[str, str]] = field(default_factory=dict)  # edge -> (from, to) node
+
+    @staticmethod
+    def from_net(net_file: str) -> "StaticMap":
+        import sumolib
+
+        net = sumolib.net.readNet(net_file, withInternal=True, withPedestrianConnections=True)
+        lanes: dict[str, LaneInfo] = {}
+        edge_lanes: dict[str, list[str]] = {}
+        for e in net.getEdges(withInternal=True):
+            fn = e.getFunction() or "normal"
+            junction = None
+            if fn != "normal":
+                junction = e.getID()[1:].rsplit("_", 1)[0]
+            for ln in e.getLanes():
+                allowed_ped = ln.allows("pedestrian")
+                allowed_car = ln.allows("passenger")
+                kind = "road" if allowed_car else ("sidewalk" if allowed_ped else "other")
+                shape = np.asarray(ln.getShape(), dtype=np.float64)[:, :2]
+                lanes[ln.getID()] = LaneInfo(ln.getID(), e.getID(), ln.getIndex(), fn, kind, shape,
+                                             float(ln.getWidth()), float(ln.getLength()),
+                                             float(ln.getSpeed()), junction)
+            if fn == "normal":
+                edge_lanes[e.getID()] = [ln.getID() for ln in e.getLanes()]
+        junctions: dict[str, np.ndarray] = {}
+        for n in net.getNodes():
+            sh = n.getShape()
+            if sh and len(sh) >= 3:
+                junctions[n.getID()] = np.asarray(sh, dtype=np.float64)[:, :2]
+        stop_lines: list[StopLine] = []
+        lane_stop: dict[str, list[StopLine]] = {}
+        junction_tls: dict[str, str] = {}
+        for tls in net.getTrafficLights():
+            for in_lane, out_lane, link_no in tls.getConnections():
+                li = lanes.get(in_lane.getID())
+                if li is None or li.kind != "road":
+                    continue
+                junction_tls[in_lane.getEdge().getToNode().getID()] = tls.getID()
+                sh = li.shape
+                d = sh[-1] - sh[-2]
+                d = d / (np.linalg.norm(d) + 1e-9)
+                left = np.array([-d[1], d[0]])
+                p0 = sh[-1] + left * li.width / 2
+                p1 = sh[-1] - left * li.width / 2
+                via = ""
+                direction = "s"
+                for c in in_lane.getOutgoing():
+                    if c.getToLane().getID() == out_lane.getID():
+                        via = c.getViaLaneID() or ""
+                        direction = c.getDirection()
+                sl = StopLine(tls.getID(), int(link_no), in_lane.getID(), out_lane.getID(), via,
+                              p0, p1, direction)
+                stop_lines.append(sl)
+                lane_stop.setdefault(in_lane.getID(), []).append(sl)
+        yield_lanes = []
+        for e in net.getEdges():
+            for ln in e.getLanes():
+                if ln.getID() in lane_stop or lanes[ln.getID()].kind != "road":
+                    continue
+                states = [c.getState() for c in ln.getOutgoing()
+                          if c.getToLane().allows("passenger")]
+                if states and all(st in ("m", "s", "w") for st in states):
+                    yield_lanes.append(ln.getID())
+        xmin, ymin, xmax, ymax = net.getBoundary()
+        return StaticMap(lanes, junctions, junction_tls, stop_lines, lane_stop,
+                         (xmin, ymin, xmax, ymax), edge_lanes, sorted(yield_lanes),
+                         {e.getID(): (e.getFromNode().getID(), e.getToNode().getID())
+                          for e in net.getEdges()})
+
+
+# ------------------------------------------------------------------------------------------------
+# The running simulation
+
+_ACTIVE: "World | None" = None
+
+
+class World:
+    """One running SUMO simulation (libsumo, in-process)."""
+
+    def __init__(self, files: WorldFiles, seed: int = 0, step_length: float = 0.1,
+                 warmup_s: float = 120.0, sumo_args: tuple[str, ...] = (), start: bool = True):
+        self.files = files
+        self.seed = int(seed)
+        self.step_length = float(step_length)
+        self.warmup_s = float(warmup_s)
+        self.sumo_args = tuple(sumo_args)
+        self._static: StaticMap | None = None
+        self._net = None
+        self.running = False
+        if start:
+            self.start()
+
+    @classmethod
+    def from_town(cls, town: str, seed: int = 0, cache: str | None = None, **kw) -> "World":
+        return cls(generate_world(town, seed, cache), seed=seed, **kw)
+
+    @classmethod
+    def from_net(cls, net_file: str, seed: int = 0, cache: str | None = None, **kw) -> "World":
+        return cls(demand_for_net(net_file, seed, cache), seed=seed, **kw)
+
+    # -- lifecycle
+    @property
+    def traci(self):
+        import libsumo
+
+        return libsumo
+
+    def command(self) -> list[str]:
+        f = self.files
+        return [_sumo_bin("sumo"), "-n", f.net, "-r", ",".join(f.routes),
+                "-a", ",".join(f.additional), "--step-length", f"{self.step_length:g}",
+                "--collision.check-junctions", "true", "--collision.action", "warn",
+                "--no-step-log", "true", "--no-warnings", "true", "--seed", str(self.seed),
+                "--time-to-teleport", "120", "--threads", "1",
+                "--pedestrian.model", "striping", *self.sumo_args]
+
+    def start(self) -> None:
+        global _ACTIVE
+        if _ACTIVE is not None and _ACTIVE.running:
+            _ACTIVE.close()
+        self.traci.start(self.command())
+        self.running = True
+        _ACTIVE = self
+        n = int(round(self.warmup_s / self.step_length))
+        for _ in range(n):
+            self.traci.simulationStep()
+
+    def close(self) -> None:
+        global _ACTIVE
+        if self.running:
+            try:
+                self.traci.close()
+            finally:
+                self.running = False
+                if _ACTIVE is self:
+                    _ACTIVE = None
+
+    def __enter__(self) -> "World":
+        return self
+
+    def __exit__(self, *exc) -> None:
+        self.close()
+
+    # -- stepping and queries
+    def step(self) -> None:
+        self.traci.simulationStep()
+
+    @property
+    def time(self) -> float:
+        return float(self.traci.simulation.getTime())
+
+    @property
+    def static(self) -> StaticMap:
+        if self._static is None:
+            self._static = StaticMap.from_net(self.files.net)
+        return self._static
+
+    @property
+    def net(self):
+        """sumolib network (static, with internal lanes)."""
+        if self._net is None:
+            import sumolib
+
+            self._net = sumolib.net.readNet(self.files.net, withInternal=True)
+        return self._net
+
+    def tls_states(self) -> dict[str, str]:
+        tl = self.traci.trafficlight
+        return {t: tl.getRedYellowGreenState(t) for t in tl.getIDList()}
+
+    def describe(self) -> dict:
+        return {"town": self.files.town, "seed": self.seed, "net": self.files.net,
+                "step_length": self.step_length}
+
+
+def yaw_from_sumo_angle(angle_deg: float) -> float:
+    """SUMO angle (degrees clockwise from north) -> yaw (rad, counter-clockwise from east)."""
+    return math.radians(90.0 - angle_deg)
+
+
+def sumo_angle_from_yaw(yaw: float) -> float:
+    return (90.0 - math.degrees(yaw)) % 360.0

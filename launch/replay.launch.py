@@ -1,0 +1,74 @@
+"""Replay a rosbag2 bag through dsdrive_node on a full ROS 2 install (ros2 bag, launch_ros).
+
+    ros2 launch dsdrive_ros replay.launch.py bag:=/data/drive_0001 record:=/tmp/dsdrive_out
+
+Plays the bag with --clock, runs the node (dsdrive.launch.py) with use_sim_time:=true and,
+if `record` is set, records the node's outputs into that bag folder. Without a ROS install
+(PyPI wheels only) use the `dsdrive-replay` command instead, which needs no launch/ros2 CLI.
+
+Arguments: bag (required), rate (1.0), start_delay_s (2.0: lets the node load its model and
+subscribe before the bag starts), record ('' = do not record), plus all of dsdrive.launch.py's
+arguments (namespace, params_file, model_dir, <cam>_image_topic, ...).
+"""
+import os
+
+from ament_index_python.packages import get_package_share_directory
+from launch import LaunchDescription
+from launch.actions import (DeclareLaunchArgument, ExecuteProcess, IncludeLaunchDescription,
+                            OpaqueFunction, TimerAction)
+from launch.launch_description_sources import PythonLaunchDescriptionSource
+from launch.substitutions import LaunchConfiguration
+
+PACKAGE = "dsdrive_ros"
+NODE_LAUNCH = "dsdrive.launch.py"
+# What the node publishes (relative to its namespace) and /diagnostics.
+OUTPUT_TOPICS = ("dsdrive/path", "dsdrive/plan", "dsdrive/reasoning", "/diagnostics")
+
+
+def _bag_processes(context, *args, **kwargs):
+    bag = LaunchConfiguration("bag").perform(context)
+    if not bag:
+        raise RuntimeError("replay.launch.py: set bag:=<rosbag2 folder or .mcap file>")
+    rate = LaunchConfiguration("rate").perform(context)
+    delay = float(LaunchConfiguration("start_delay_s").perform(context))
+    record = LaunchConfiguration("record").perform(context)
+    namespace = LaunchConfiguration("namespace").perform(context).strip("/")
+
+    actions = []
+    if record:
+        topics = [t if t.startswith("/") or not namespace else f"/{namespace}/{t}"
+                  for t in OUTPUT_TOPICS]
+        actions.append(ExecuteProcess(
+            cmd=["ros2", "bag", "record", "--use-sim-time", "-o", record] + topics,
+            output="screen"))
+    play = ExecuteProcess(cmd=["ros2", "bag", "play", bag, "--clock", "--rate", rate],
+                          output="screen")
+    actions.append(TimerAction(period=delay, actions=[play]))
+    return actions
+
+
+def generate_launch_description():
+    share = get_package_share_directory(PACKAGE)
+    node_launch = os.path.join(share, "launch", NODE_LAUNCH)
+    arguments = [
+        DeclareLaunchArgument("bag", default_value="", description="rosbag2 to play (required)"),
+        DeclareLaunchArgument("rate", default_value="1.0", description="playback rate"),
+        DeclareLaunchArgument("start_delay_s", default_value="2.0",
+                              description="seconds between node start and playback"),
+        DeclareLaunchArgument("record", default_value="",
+                              description="output bag folder for the node's topics ('' = none)"),
+        DeclareLaunchArgument("namespace", default_value="", description="node namespace"),
+        DeclareLaunchArgument(
+            "params_file",
+            default_value=os.path.join(share, "config", "dsdrive.params.yaml"),
+            description="dsdrive_node parameter file"),
+    ]
+    node = IncludeLaunchDescription(
+        PythonLaunchDescriptionSource(node_launch),
+        launch_arguments={
+            "use_sim_time": "true",
+            "namespace": LaunchConfiguration("namespace"),
+            "params_file": LaunchConfiguration("params_file"),
+        }.items(),
+    )
+    return LaunchDescription(arguments + [node, OpaqueFunction(function=_bag_processes)])
