@@ -45,8 +45,21 @@ PARAMS_FILE = REPO / "config" / "dsdrive.params.yaml"
 RESULTS = Path(__file__).resolve().parent / "results"
 STAGES_TOPIC = "dsdrive_bench/stages"
 INSTRUCTION = "follow the road and turn left at the next intersection"
-TARGETS = {"p50_ms_20hz": 25.0, "p99_ms_20hz": 50.0, "speedup_vs_eager": 3.0, "overhead_share": 0.25,
-           "reasoning_p99_ratio": 1.10}
+# The ONNX Runtime thread set-up proposed for OnnxRuntimeRunner (see node_probe.py):
+TUNED_ORT = "planner_threads=2,reasoner_threads=1,spinning=0"
+
+
+BLOCKS = "abcd"
+RUN_NOTES = {
+    "ort_raw_before": "ONNX Runtime fp32, rgb8; reasoning thread at normal priority (core.py before this "
+                      "benchmark), ORT default threads (all cores, spin-waiting) for both graphs",
+    "ort_raw": "ONNX Runtime fp32, rgb8, the node as it is (reasoning thread niced +10)",
+    "ort_raw_tuned": f"as onnxruntime raw + ORT session options {TUNED_ORT} (the proposed "
+                     "OnnxRuntimeRunner change, applied by node_probe.py)",
+    "ort_jpeg": "ONNX Runtime fp32, JPEG q85 (CompressedImage), the node as it is",
+    "ort_jpeg_tuned": "JPEG + the proposed ORT session options",
+    "torch_raw": "PyTorch eager fp32 (backend torch), rgb8",
+}
 
 
 def _pct(xs, q) -> Optional[float]:
@@ -80,6 +93,18 @@ def _proc_mem_kb(pid: int) -> dict[str, int]:
                 out[key] = int(line.split()[1])
     except OSError:
         pass
+    return out
+
+
+def _proc_threads_nice(pid: int) -> dict[str, int]:
+    """How many of the process's threads run at each niceness (reasoning thread: +10)."""
+    out: dict[str, int] = {}
+    for task in Path(f"/proc/{pid}/task").glob("*"):
+        try:
+            nice = task.joinpath("stat").read_text().rsplit(")", 1)[1].split()[16]
+        except (OSError, IndexError):
+            continue
+        out[nice] = out.get(nice, 0) + 1
     return out
 
 
@@ -373,7 +398,8 @@ def summarize(rows: list[dict], sent: int, label: str, rate_hz: float) -> dict:
     res: dict[str, Any] = {
         "phase": label, "rate_hz": rate_hz if rate_hz > 0 else "burst", "sent": sent,
         "received": len(rows), "drop_ratio": 1.0 - len(rows) / max(1, sent),
-        "e2e_ms": {"p50": _pct(e2e, 50), "p99": _pct(e2e, 99), "max": max(e2e) if e2e else None,
+        "e2e_ms": {"p50": _pct(e2e, 50), "p90": _pct(e2e, 90), "p99": _pct(e2e, 99),
+                   "max": max(e2e) if e2e else None,
                    "mean": _mean(e2e)},
         "model_latency_ms": {"p50": _pct([r["model_latency"] for r in rows], 50),
                              "p99": _pct([r["model_latency"] for r in rows], 99)},
@@ -406,7 +432,8 @@ def summarize(rows: list[dict], sent: int, label: str, rate_hz: float) -> dict:
 def pooled(parts: list[dict], label: str) -> dict:
     """One figure from alternated blocks of the same condition, recomputed from their frames."""
     rows = [r for p in parts for r in p["_rows"]]
-    out = summarize(rows, sum(p["sent"] for p in parts), label, parts[0]["rate_hz"])
+    rate = parts[0]["rate_hz"]
+    out = summarize(rows, sum(p["sent"] for p in parts), label, rate if isinstance(rate, float) else 0.0)
     out.update({"load_avg_start": parts[0]["load_avg_start"], "load_avg_end": parts[-1]["load_avg_end"],
                 "node_cpu_pct": _mean([p.get("node_cpu_pct") for p in parts]),
                 "reasoning_texts": sum(p.get("reasoning_texts", 0) for p in parts),
@@ -458,6 +485,7 @@ def run_node(args, rig: Rig, env: dict, workdir: Path, name: str, backend: str, 
             res.update(extra)
             res["_rows"] = rows
             if rate <= 0 and last_out is not None:
+                time.sleep(0.5)  # bursts apart
                 # burst: how long after the newest frame was sent its plan (or the last plan) came
                 res["settle_ms_after_last_frame"] = (last_out - stamps[-1]) / 1e6
                 with rig.lock:
@@ -474,6 +502,7 @@ def run_node(args, rig: Rig, env: dict, workdir: Path, name: str, backend: str, 
                 f"{e['p99'] or float('nan'):6.1f} max {e['max'] or float('nan'):6.1f} ms  "
                 f"infer p50 {(res.get('stages_ms', {}).get('inference', {}).get('p50') or float('nan')):5.1f}"
                 f"  load {load0}")
+        result["threads_by_nice"] = _proc_threads_nice(node.pid)
         mem = _proc_mem_kb(node.pid)
         result["node_vmhwm_mb"] = mem.get("VmHWM", 0) / 1024.0
         result["node_vmrss_mb"] = mem.get("VmRSS", 0) / 1024.0
@@ -493,12 +522,19 @@ def bare_figures(spec, iters: int, tokens: int, log=print) -> dict:
     rng = np.random.default_rng(0)
     images = rng.standard_normal(spec.fixed_shape("planner", "inputs", "images")).astype(np.float32)
     tok = spec.tokens
-    for backend in ("onnxruntime", "torch"):
+    import ort_options  # bench/ (this script's directory is on sys.path)
+
+    for key, backend, ort_conf in (("onnxruntime", "onnxruntime", ""),
+                                   ("onnxruntime + runner threads", "onnxruntime", TUNED_ORT),
+                                   ("torch", "torch", "")):
+        ort_options.apply(ort_conf)
         try:
             runner = make_runner(spec, backend)
         except Exception as exc:  # noqa: BLE001
-            out[backend] = {"skipped": str(exc)}
+            out[key] = {"skipped": str(exc)}
             continue
+        finally:
+            ort_options.apply("")
         sess = PlannerSession(spec, runner, load_tokenizer(spec))
         for _ in range(5):
             sess.step(images, INSTRUCTION, 3.0)
@@ -517,17 +553,17 @@ def bare_figures(spec, iters: int, tokens: int, log=print) -> dict:
                 per[r, i] = time.perf_counter() - t0
                 ids[:] = int(np.argmax(logits[0, -1]))
         per_tok = np.median(per, axis=0) * 1e3
-        out[backend] = {
+        out[key] = {
             "plan_step_ms": {"p50": _pct(t, 50), "p99": _pct(t, 99), "iters": iters},
             "reasoning": {"tokens": tokens, "tokens_per_s": float(tokens / (per_tok.sum() / 1e3)),
                           "per_token_ms_at_20": float(np.median(per_tok[17:22])),
                           "per_token_ms_at_200": float(np.median(per_tok[min(tokens, 200) - 5:min(tokens, 200)])),
                           "kv_len_at_end": int(past.shape[4])},
         }
-        log(f"[bare] {backend}: plan p50 {out[backend]['plan_step_ms']['p50']:.1f} ms, reasoning "
-            f"{out[backend]['reasoning']['tokens_per_s']:.0f} tok/s, "
-            f"{out[backend]['reasoning']['per_token_ms_at_20']:.2f} ms @20, "
-            f"{out[backend]['reasoning']['per_token_ms_at_200']:.2f} ms @200; load {_load()}")
+        v = out[key]
+        log(f"[bare] {key}: plan p50 {v['plan_step_ms']['p50']:.1f} ms, reasoning "
+            f"{v['reasoning']['tokens_per_s']:.0f} tok/s, {v['reasoning']['per_token_ms_at_20']:.2f} ms @20, "
+            f"{v['reasoning']['per_token_ms_at_200']:.2f} ms @200; load {_load()}")
         del runner, sess
     out["load_avg_end"] = _load()
     return out
@@ -553,16 +589,19 @@ def write_markdown(res: dict, path: Path) -> None:
              f"{res['frames']} frames per phase. Latency = Path receive time - camera stamp (wall clock at "
              f"publish), over real DDS (Fast DDS LARGE_DATA) between two processes. Load average "
              f"(1/5/15 min) at the start of each phase; the machine is shared, figures move with it.\n")
+    L.append("Runs: " + "; ".join(f"**{r['name']}**: {RUN_NOTES.get(r['key'], '')}" for r in res["runs"])
+             + ".\n")
     L.append("## End to end\n")
-    L.append("| run | phase | sent | recv | drop | e2e p50 | p99 | max | model (pre+infer) p50 | "
+    L.append("| run | phase | sent | recv | drop | e2e p50 | p90 | p99 | max | model (pre+infer) p50 | "
              "inference p50 | node CPU | load avg |")
-    L.append("|---|---|---|---|---|---|---|---|---|---|---|---|")
+    L.append("|---|---|---|---|---|---|---|---|---|---|---|---|---|")
     for run in res["runs"]:
         for label, p in run.get("phases", {}).items():
             e = p["e2e_ms"]
             inf = p.get("stages_ms", {}).get("inference", {}).get("p50")
             L.append(f"| {run['name']} | {label} | {p['sent']} | {p['received']} | {p['drop_ratio']:.0%} | "
-                     f"{_f(e['p50'])} | {_f(e['p99'])} | {_f(e['max'])} | {_f(p['model_latency_ms']['p50'])} | "
+                     f"{_f(e['p50'])} | {_f(e.get('p90'))} | {_f(e['p99'])} | {_f(e['max'])} | "
+                     f"{_f(p['model_latency_ms']['p50'])} | "
                      f"{_f(inf)} | {_f(p.get('node_cpu_pct'), '{:.0f}%')} | "
                      f"{'/'.join(str(x) for x in p['load_avg_start'])} |")
     L.append("\n(ms; node CPU = the node process's CPU time / wall time, 200% = both cores.)\n")
@@ -589,8 +628,10 @@ def write_markdown(res: dict, path: Path) -> None:
     L.append("## Bare runners (no ROS, this process)\n")
     L.append("| backend | plan step p50 | p99 | reasoning tok/s | ms/token @20 | ms/token @200 |")
     L.append("|---|---|---|---|---|---|")
-    for k in ("onnxruntime", "torch"):
+    for k in ("onnxruntime", "onnxruntime + runner threads", "torch"):
         v = b.get(k, {})
+        if "skipped" in v:
+            L.append(f"| {k} | skipped: {v['skipped']} | | | | |")
         if "plan_step_ms" in v:
             r = v["reasoning"]
             L.append(f"| {k} | {_f(v['plan_step_ms']['p50'])} | {_f(v['plan_step_ms']['p99'])} | "
@@ -599,7 +640,7 @@ def write_markdown(res: dict, path: Path) -> None:
     L.append("## Memory and model size\n")
     for run in res["runs"]:
         L.append(f"- {run['name']}: node peak RSS (VmHWM) {_f(run.get('node_vmhwm_mb'))} MB, startup "
-                 f"{_f(run.get('startup_s'))} s")
+                 f"{_f(run.get('startup_s'))} s, threads by niceness {run.get('threads_by_nice')}")
     mb = res["model_bytes"]
     L.append(f"- model on disk: runtime files (ONNX + tokenizer + config) {mb['runtime_bytes'] / 1e6:.1f} MB, "
              f"whole directory {mb['total_bytes'] / 1e6:.1f} MB ({', '.join(f'{k} {v / 1e6:.1f} MB' for k, v in mb['files'].items())})")
@@ -624,44 +665,52 @@ def targets(res: dict) -> list[dict]:
     def add(target, value, met):
         out.append({"target": target, "value": value, "met": met})
 
-    ort20 = ph("onnxruntime raw", "20hz")
-    if ort20:
-        e = ort20["e2e_ms"]
-        add("ORT raw 20 Hz e2e p50 <= 25 ms", _f(e["p50"]), e["p50"] is not None and e["p50"] <= 25.0)
-        add("ORT raw 20 Hz e2e p99 <= 50 ms", _f(e["p99"]), e["p99"] is not None and e["p99"] <= 50.0)
-        ov = ort20.get("overhead", {}).get("node_work_share")
-        add("node overhead (decode+preprocess+parse+publish) <= 25 % of e2e (ORT raw 20 Hz)",
-            _f(ov, "{:.0%}"), None if ov is None else ov <= 0.25)
-        nm = ort20.get("overhead", {}).get("non_model_share")
-        add("(for reference) everything but inference, incl. DDS transport and waiting", _f(nm, "{:.0%}"), None)
     t20 = ph("torch raw", "20hz")
-    if ort20 and t20 and ort20["e2e_ms"]["p50"] and t20["e2e_ms"]["p50"]:
-        sp = t20["e2e_ms"]["p50"] / ort20["e2e_ms"]["p50"]
-        add(">= 3x faster than PyTorch eager (node e2e p50, 20 Hz)", f"{sp:.2f}x", sp >= 3.0)
+    for run in [r["name"] for r in res["runs"] if r["name"].startswith("onnxruntime raw")]:
+        ort20 = ph(run, "20hz")
+        if not ort20:
+            continue
+        e = ort20["e2e_ms"]
+        add(f"[{run}] 20 Hz e2e p50 <= 25 ms", _f(e["p50"]), e["p50"] is not None and e["p50"] <= 25.0)
+        add(f"[{run}] 20 Hz e2e p99 <= 50 ms", _f(e["p99"]), e["p99"] is not None and e["p99"] <= 50.0)
+        ov = ort20.get("overhead", {})
+        add(f"[{run}] node overhead (decode+preprocess+parse+publish) <= 25 % of e2e at 20 Hz",
+            f"{_f(ov.get('node_work_share'), '{:.0%}')} (everything but inference, incl. DDS and "
+            f"waiting: {_f(ov.get('non_model_share'), '{:.0%}')})",
+            None if ov.get("node_work_share") is None else ov["node_work_share"] <= 0.25)
+        if t20 and e["p50"] and t20["e2e_ms"]["p50"]:
+            sp = t20["e2e_ms"]["p50"] / e["p50"]
+            add(f"[{run}] >= 3x faster than PyTorch eager (node e2e p50 at 20 Hz)", f"{sp:.2f}x", sp >= 3.0)
+        off = ph(run, "20hz_reasoning_off")
+        if off and e["p99"] and off["e2e_ms"]["p99"]:
+            r = e["p99"] / off["e2e_ms"]["p99"]
+            oe = off["e2e_ms"]
+            add(f"[{run}] 20 Hz e2e p99, reasoning on (default 1 Hz x 64 tokens) within 10 % of off",
+                f"{e['p99']:.1f} vs {oe['p99']:.1f} ms ({r - 1:+.0%}); p90 {_f(e['p90'])} vs {_f(oe['p90'])}, "
+                f"p50 {_f(e['p50'])} vs {_f(oe['p50'])}", r <= 1.10)
+        cont = ph(run, "20hz_reasoning_continuous")
+        if cont and off and cont["e2e_ms"]["p99"] and off["e2e_ms"]["p99"]:
+            r = cont["e2e_ms"]["p99"] / off["e2e_ms"]["p99"]
+            add(f"[{run}] (stress) reasoning continuous (max_rate_hz 0) vs off, e2e p99",
+                f"{cont['e2e_ms']['p99']:.1f} vs {off['e2e_ms']['p99']:.1f} ms ({r - 1:+.0%})", None)
+        for label in ("30hz", "burst"):
+            p = ph(run, label)
+            if p:
+                pe = p["e2e_ms"]
+                add(f"[{run}] input outruns the model ({label}): output age bounded (keep-latest)",
+                    f"p50 {_f(pe['p50'])} / max {_f(pe['max'])} ms, drop {p['drop_ratio']:.0%}"
+                    + (f", newest frame planned {p.get('newest_frame_planned')}, settle "
+                       f"{[round(x) for x in p.get('settle_ms_after_last_frame') or [] if x is not None]} ms"
+                       if label == "burst" else
+                       f", p50 1st/2nd half {_f(pe.get('p50_first_half'))}/{_f(pe.get('p50_second_half'))} ms"),
+                    pe["max"] is not None and pe["max"] < 1000.0)
     bare = res.get("bare", {})
-    try:
-        sp = bare["torch"]["plan_step_ms"]["p50"] / bare["onnxruntime"]["plan_step_ms"]["p50"]
-        add("(for reference) bare planner step, torch eager / ORT", f"{sp:.2f}x", sp >= 3.0)
-    except (KeyError, TypeError, ZeroDivisionError):
-        pass
-    on, off = ph("onnxruntime raw", "20hz"), ph("onnxruntime raw", "20hz_reasoning_off")
-    if on and off and on["e2e_ms"]["p99"] and off["e2e_ms"]["p99"]:
-        r = on["e2e_ms"]["p99"] / off["e2e_ms"]["p99"]
-        add("planning e2e p99 with reasoning on (1 Hz, default) within 10 % of off",
-            f"{on['e2e_ms']['p99']:.1f} vs {off['e2e_ms']['p99']:.1f} ms ({r - 1:+.0%})", r <= 1.10)
-    cont = ph("onnxruntime raw", "20hz_reasoning_continuous")
-    if cont and off and cont["e2e_ms"]["p99"] and off["e2e_ms"]["p99"]:
-        r = cont["e2e_ms"]["p99"] / off["e2e_ms"]["p99"]
-        add("(stress) reasoning continuous (max_rate_hz 0) vs off, e2e p99",
-            f"{cont['e2e_ms']['p99']:.1f} vs {off['e2e_ms']['p99']:.1f} ms ({r - 1:+.0%})", r <= 1.10)
-    for label in ("30hz", "burst"):
-        p = ph("onnxruntime raw", label)
-        if p:
-            e = p["e2e_ms"]
-            add(f"input outruns the model ({label}): output age bounded (keep-latest)",
-                f"p50 {_f(e['p50'])} / max {_f(e['max'])} ms, drop {p['drop_ratio']:.0%}"
-                + (f", settle {_f(p.get('settle_ms_after_last_frame'))} ms" if label == "burst" else ""),
-                e["max"] is not None and e["max"] < 1000.0)
+    for k in ("onnxruntime", "onnxruntime + runner threads"):
+        try:
+            sp = bare["torch"]["plan_step_ms"]["p50"] / bare[k]["plan_step_ms"]["p50"]
+            add(f"(reference) bare planner step, torch eager p50 / {k} p50", f"{sp:.2f}x", sp >= 3.0)
+        except (KeyError, TypeError, ZeroDivisionError):
+            pass
     return out
 
 
@@ -670,16 +719,19 @@ def main() -> int:
     ap.add_argument("--model-dir", type=Path, required=True)
     ap.add_argument("--frames", type=int, default=200, help="frame sets per phase (default 200)")
     ap.add_argument("--warmup", type=int, default=20, help="frame sets at 10 Hz before measuring")
-    ap.add_argument("--burst", type=int, default=60, help="frame sets sent back to back in the burst")
-    ap.add_argument("--runs", default="ort_raw,ort_jpeg,torch_raw",
-                    help="comma list of ort_raw, ort_jpeg, torch_raw")
+    ap.add_argument("--burst", type=int, default=30,
+                    help="frame sets sent back to back in each of 3 bursts")
+    ap.add_argument("--runs", default="ort_raw_before,ort_raw,ort_raw_tuned,ort_jpeg_tuned,torch_raw",
+                    help="comma list of ort_raw_before (reasoning thread not niced), ort_raw (as "
+                         "shipped), ort_raw_tuned (+ per-graph ONNX Runtime threads, no spinning), "
+                         "ort_jpeg, ort_jpeg_tuned, torch_raw")
     ap.add_argument("--no-bare", action="store_true", help="skip the bare-runner figures")
     ap.add_argument("--quick", action="store_true", help="60 frames per phase (a smoke run)")
     ap.add_argument("--out", type=Path, default=RESULTS / "node_bench.json")
     ap.add_argument("--domain-id", type=int, default=None)
     args = ap.parse_args()
     if args.quick:
-        args.frames, args.warmup, args.burst = 60, 10, 30
+        args.frames, args.warmup, args.burst = 60, 10, 15
     args.model_dir = args.model_dir.resolve()
     try:
         import rclpy  # noqa: F401
@@ -701,22 +753,28 @@ def main() -> int:
     os.environ["FASTDDS_BUILTIN_TRANSPORTS"] = "LARGE_DATA"
 
     n = args.frames
-    half = max(1, n // 2)
-    ort_raw_phases = [
-        ("10hz", 10.0, n),
-        # reasoning on (default: 1 Hz, 64 tokens) and off, alternated to share the load drift
-        ("20hz_a", 20.0, half, {"reasoning__enabled": True}),
-        ("20hz_reasoning_off_a", 20.0, half, {"reasoning__enabled": False}),
-        ("20hz_b", 20.0, half, {"reasoning__enabled": True}),
-        ("20hz_reasoning_off_b", 20.0, half, {"reasoning__enabled": False}),
+    quarter = max(1, n // 4)
+    ort_raw_phases = [("10hz", 10.0, n)]
+    # reasoning on (default: 1 Hz, 64 tokens) and off in alternated blocks: both share the load drift
+    for b in BLOCKS:
+        ort_raw_phases += [(f"20hz_{b}", 20.0, quarter, {"reasoning__enabled": True}),
+                           (f"20hz_reasoning_off_{b}", 20.0, quarter, {"reasoning__enabled": False})]
+    ort_raw_phases += [
         ("20hz_reasoning_continuous", 20.0, n, {"reasoning__enabled": True, "reasoning__max_rate_hz": 0.0}),
         ("30hz", 30.0, n, {"reasoning__max_rate_hz": 1.0}),
-        ("burst", 0.0, args.burst),
-    ]
+    ] + [(f"burst_{i}", 0.0, args.burst) for i in range(3)]
     simple = [("10hz", 10.0, n), ("20hz", 20.0, n)]
-    run_defs = {"ort_raw": ("onnxruntime raw", "onnxruntime", "raw", ort_raw_phases),
-                "ort_jpeg": ("onnxruntime jpeg", "onnxruntime", "compressed", simple),
-                "torch_raw": ("torch raw", "torch", "raw", simple)}
+    # name, backend, transport, phases, environment of the node (node_probe.py A/B switches)
+    before = {"DSDRIVE_BENCH_REASONING_NICE": "0"}
+    tuned = {"DSDRIVE_BENCH_ORT": TUNED_ORT}
+    run_defs = {
+        "ort_raw_before": ("onnxruntime raw, before", "onnxruntime", "raw", ort_raw_phases, before),
+        "ort_raw": ("onnxruntime raw", "onnxruntime", "raw", ort_raw_phases, {}),
+        "ort_raw_tuned": ("onnxruntime raw + runner threads", "onnxruntime", "raw", ort_raw_phases, tuned),
+        "ort_jpeg": ("onnxruntime jpeg", "onnxruntime", "compressed", simple, {}),
+        "ort_jpeg_tuned": ("onnxruntime jpeg + runner threads", "onnxruntime", "compressed", simple, tuned),
+        "torch_raw": ("torch raw", "torch", "raw", simple, {}),
+    }
 
     res: dict[str, Any] = {
         "date": time.strftime("%Y-%m-%d %H:%M:%S"),
@@ -731,16 +789,28 @@ def main() -> int:
     res["image_bytes"] = {"raw": rig.raw_bytes, "jpeg_mean": rig.jpeg_bytes}
     try:
         for key in [k.strip() for k in args.runs.split(",") if k.strip()]:
-            name, backend, transport, phases = run_defs[key]
-            run = run_node(args, rig, env, workdir, name, backend, transport, phases)
+            name, backend, transport, phases, run_env = run_defs[key]
+            run = run_node(args, rig, {**env, **run_env}, workdir, name, backend, transport, phases)
+            run["node_env"], run["key"] = run_env, key
             # pool the alternated blocks into the headline figures
             ph = run.get("phases", {})
             for cond in ("20hz", "20hz_reasoning_off"):
-                blocks = [f"{cond}_a", f"{cond}_b"]
+                blocks = [f"{cond}_{b}" for b in BLOCKS]
                 if all(b in ph for b in blocks):
                     ph[cond] = pooled([ph[b] for b in blocks], cond)
-            for p in ph.values():
+                    for b in blocks:  # the blocks stay in the JSON, the table shows the pooled figure
+                        run.setdefault("blocks", {})[b] = ph.pop(b)
+            bursts = [k for k in ph if k.startswith("burst_")]
+            if bursts:
+                parts = [ph.pop(k) for k in bursts]
+                ph["burst"] = pooled(parts, "burst")
+                ph["burst"]["settle_ms_after_last_frame"] = [p.get("settle_ms_after_last_frame") for p in parts]
+                ph["burst"]["newest_frame_planned"] = [p.get("newest_frame_planned") for p in parts]
+                ph["burst"]["sets_per_burst"] = args.burst
+            for p in list(ph.values()) + list(run.get("blocks", {}).values()):
                 p.pop("_rows", None)
+            first = [k for k in ("10hz", "20hz", "20hz_reasoning_off") if k in ph]
+            run["phases"] = {k: ph[k] for k in first + [k for k in ph if k not in first]}
             res["runs"].append(run)
     finally:
         rig.close()

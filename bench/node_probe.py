@@ -14,11 +14,19 @@ bench can break each frame's end-to-end latency down. The wrappers cost a few mi
 The core's stage percentiles are also added to /diagnostics (``stage.*``) when the node does not
 publish them itself.
 
+A/B switches for the benchmark (environment; unset = the node as shipped):
+  DSDRIVE_BENCH_ORT="planner_threads=2,reasoner_threads=1,spinning=0"
+      ONNX Runtime session options per graph (intra-op threads, thread-pool spin-waiting), applied
+      where OnnxRuntimeRunner creates its sessions: the proposed runner change, measured in the node.
+  DSDRIVE_BENCH_REASONING_NICE=N
+      the reasoning thread's niceness increment (ReasoningWorker(nice=N); 0 = as before it had one).
+
     python bench/node_probe.py --ros-args --params-file config/dsdrive.params.yaml -p model_dir:=...
 """
 from __future__ import annotations
 
 import json
+import os
 import sys
 import threading
 import time
@@ -133,6 +141,33 @@ class ProbedNode(dn.DSDriveNode):
 
 
 dn.DSDriveNode = ProbedNode  # main() constructs DSDriveNode() by its module-global name
+
+
+def _ort_options_from_env() -> None:
+    conf = os.environ.get("DSDRIVE_BENCH_ORT", "").strip()
+    if conf:
+        sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
+        import ort_options
+
+        ort_options.apply(conf)
+
+
+def _reasoning_nice_from_env() -> None:
+    nice = os.environ.get("DSDRIVE_BENCH_REASONING_NICE", "").strip()
+    if not nice:
+        return
+    base = dn.ReasoningWorker
+
+    class Worker(base):  # type: ignore[misc, valid-type]
+        def __init__(self, *a: Any, **k: Any) -> None:
+            super().__init__(*a, **k)
+            self.nice = int(nice)
+
+    dn.ReasoningWorker = Worker
+
+
+_ort_options_from_env()
+_reasoning_nice_from_env()
 
 if __name__ == "__main__":
     sys.exit(dn.main())

@@ -35,9 +35,10 @@ class NodeProcess:
     the colcon-installed dsdrive_ros — with dsdrive_ros.msg — is the one imported)."""
 
     def __init__(self, model_dir: Path, workdir: Path, params: Sequence[str] = (),
-                 params_file: Optional[Path] = PARAMS_FILE) -> None:
+                 params_file: Optional[Path] = PARAMS_FILE, ros_args: Sequence[str] = (),
+                 module: str = "dsdrive_ros.node.dsdrive_node") -> None:
         self.log_path = workdir / "dsdrive_node.log"
-        cmd = [sys.executable, "-m", "dsdrive_ros.node.dsdrive_node", "--ros-args"]
+        cmd = [sys.executable, "-m", module, "--ros-args", *ros_args]
         if params_file is not None:
             cmd += ["--params-file", str(params_file)]
         cmd += ["-p", f"model_dir:={model_dir}"]
@@ -218,7 +219,11 @@ class DriveRig:
 
     def __init__(self, name: str = "dsdrive_rig", compressed: bool = False,
                  cameras: Sequence[str] = CAMERAS, image_hw: tuple[int, int] = (96, 160),
-                 camera_depth: int = 2, outputs: bool = True) -> None:
+                 camera_depth: int = 2, outputs: bool = True, namespace: str = "",
+                 node_name: str = "dsdrive_node") -> None:
+        """``namespace``/``node_name``: those of the node under test (run it with
+        ``-r __ns:=<namespace> -r __node:=<node_name>``); its /diagnostics statuses are named
+        "<node_name>: planner", "<node_name>: camera <name>"."""
         from diagnostic_msgs.msg import DiagnosticArray
         from nav_msgs.msg import Odometry
         from nav_msgs.msg import Path as PathMsg
@@ -228,26 +233,29 @@ class DriveRig:
 
         self.h = Harness(name)
         node = self.h.node
+        self.ns = namespace.rstrip("/")
+        self.node_name = node_name
         self.compressed = compressed
         self.cameras = list(cameras)
         self.image_hw = image_hw
         self.latched = QoSProfile(depth=1, reliability=ReliabilityPolicy.RELIABLE,
                                   durability=DurabilityPolicy.TRANSIENT_LOCAL)
         suffix = "/compressed" if compressed else ""
+        ns = self.ns
         self.cams = {c: node.create_publisher(CompressedImage if compressed else Image,
-                                              f"/camera/{c}/image_raw{suffix}", camera_depth)
+                                              f"{ns}/camera/{c}/image_raw{suffix}", camera_depth)
                      for c in self.cameras}
-        self.instruction = node.create_publisher(String, "/instruction", self.latched)
-        self.odom = node.create_publisher(Odometry, "/odom", 5)
-        self.path_sub = self.h.subscribe("/dsdrive/path", PathMsg, 100)
+        self.instruction = node.create_publisher(String, f"{ns}/instruction", self.latched)
+        self.odom = node.create_publisher(Odometry, f"{ns}/odom", 5)
+        self.path_sub = self.h.subscribe(f"{ns}/dsdrive/path", PathMsg, 100)
         if outputs:
             from dsdrive_ros.msg import DrivingPlan
 
-            self.h.subscribe("/dsdrive/plan", DrivingPlan, 100)
-            self.h.subscribe("/dsdrive/reasoning", String, 10)
+            self.h.subscribe(f"{ns}/dsdrive/plan", DrivingPlan, 100)
+            self.h.subscribe(f"{ns}/dsdrive/reasoning", String, 10)
         self.h.subscribe("/diagnostics", DiagnosticArray, 50)
         self._sets: dict[int, dict[str, Any]] = {}
-        self._last_stamp = 0
+        self.last_stamp = 0
         self.sent = 0
 
     # ---- sending ----
@@ -280,9 +288,10 @@ class DriveRig:
         return self._sets[seed]
 
     def next_stamp(self) -> int:
-        """Wall-clock now (the node's clock), strictly increasing across calls."""
-        st = max(time.time_ns(), self._last_stamp + 1_000_000)
-        self._last_stamp = st
+        """Wall-clock now (the node's clock), strictly increasing across calls (``last_stamp``:
+        the latest one handed out; explicit stamps given to send_set do not change it)."""
+        st = max(time.time_ns(), self.last_stamp + 1_000_000)
+        self.last_stamp = st
         return st
 
     def send_set(self, stamp_ns: Optional[int] = None, seed: int = 0,
@@ -311,11 +320,15 @@ class DriveRig:
 
     # ---- outputs ----
 
+    def topic(self, name: str) -> str:
+        """Absolute name of one of the node's (relative) topics, e.g. topic("dsdrive/path")."""
+        return f"{self.ns}/{name.lstrip('/')}"
+
     def paths(self) -> list[Any]:
-        return self.h.got("/dsdrive/path")
+        return self.h.got(self.topic("dsdrive/path"))
 
     def plans(self) -> list[Any]:
-        return self.h.got("/dsdrive/plan")
+        return self.h.got(self.topic("dsdrive/plan"))
 
     def path_stamps(self) -> set[int]:
         return {stamp_ns_of(p) for p in self.paths()}
@@ -336,27 +349,38 @@ class DriveRig:
     def mark(self) -> int:
         return len(self.diags())
 
-    def last_diag(self, name: str = "dsdrive_node: planner") -> tuple[int, str, dict[str, str]]:
-        d = self.diags()
-        return diag_values(d[-1], name) if d else (-1, "", {})
+    def status_name(self, what: str = "planner") -> str:
+        return f"{self.node_name}: {what}"
+
+    def last_diag(self, what: str = "planner") -> tuple[int, str, dict[str, str]]:
+        """(level, message, values) of status ``what`` ("planner", "camera front") in the newest
+        /diagnostics array from this rig's node."""
+        name = self.status_name(what)
+        for a in reversed(self.diags()):
+            got = diag_values(a, name)
+            if got[0] >= 0:
+                return got
+        return (-1, "", {})
 
     def wait_diag(self, pred: Callable[[int, str, dict[str, str]], bool], timeout: float = 15.0,
-                  since: Optional[int] = None, name: str = "dsdrive_node: planner",
+                  since: Optional[int] = None, what: str = "planner",
                   ) -> tuple[int, str, dict[str, str]]:
-        """First /diagnostics status ``name`` received after ``since`` (a mark(); default now)
-        with pred(level, message, values); else the last one received."""
+        """First status ``what`` of this rig's node received after ``since`` (a mark(); default
+        now) with pred(level, message, values); else the last one received."""
         start = self.mark() if since is None else since
+        name = self.status_name(what)
 
         def match() -> Optional[Any]:
             for a in self.diags()[start:]:
-                if pred(*diag_values(a, name)):
+                got = diag_values(a, name)
+                if got[0] >= 0 and pred(*got):
                     return a
             return None
 
         self.h.wait_for(lambda: match() is not None, timeout)
         a = match()
         self.matched = a
-        return diag_values(a, name) if a is not None else self.last_diag(name)
+        return diag_values(a, name) if a is not None else self.last_diag(what)
 
     def close(self) -> None:
         self.h.close()

@@ -11,7 +11,7 @@ import pytest
 
 REPO = Path(__file__).resolve().parents[1]
 INSTALL = REPO / "install" / "dsdrive_ros"
-NODE_EXECUTABLES = ["dsdrive_node"]
+NODE_EXECUTABLES = ["dsdrive_node", "dsdrive_lifecycle_node"]
 CLI_EXECUTABLES = ["dsdrive-replay", "dsdrive-eval", "dsdrive-train"]
 
 pytest.importorskip("rclpy", reason="needs the ROS 2 wheels (make venv)")

@@ -3,6 +3,8 @@ diagnostics levels, parameter table. Fake sessions; no rclpy except the descript
 
 from __future__ import annotations
 
+import os
+import sys
 import threading
 import time
 
@@ -94,6 +96,20 @@ def test_core_plans_one_set():
     assert out.instruction == "turn left" and out.speed == 4.0
     assert sess.calls == [("turn left", 4.0)]
     assert core.counters.get("plans") == 1 and core.latency.count == 1
+
+
+def test_core_times_each_stage():
+    clock = FakeClock()
+    core = PlanningCore(SPEC, FakeSession(), clock=clock)
+    assert _send(core, 1_000_000_000)
+    clock.t += 0.004  # the set waits 4 ms in the keep-latest slot
+    out, _ = core.plan(core.next_set(0))
+    stages = out.extra["stages_ms"]
+    assert set(stages) == {"queue_wait", "preprocess", "inference", "parse"}
+    assert stages["queue_wait"] == pytest.approx(4.0)
+    snap = core.snapshot()
+    assert snap.stages_p50_ms["queue_wait"] == pytest.approx(4.0)
+    assert set(snap.stages_p99_ms) == set(stages)
 
 
 def test_core_keep_latest_drops_and_counts():
@@ -212,6 +228,28 @@ def test_reasoning_worker_does_not_block_submit_and_copies_kv():
         while not got and time.time() < deadline:
             time.sleep(0.02)
         assert got and got[0] == "0.0"
+    finally:
+        w.stop()
+
+
+@pytest.mark.skipif(not sys.platform.startswith("linux"), reason="per-thread niceness is Linux's")
+def test_reasoning_worker_runs_at_lower_priority():
+    seen = []
+
+    def generate(raw, max_tokens):
+        seen.append(os.getpriority(os.PRIO_PROCESS, threading.get_native_id()))
+        return "t"
+
+    before = os.getpriority(os.PRIO_PROCESS, threading.get_native_id())
+    w = ReasoningWorker(generate, lambda *a: None, max_rate_hz=0.0, nice=5).start()
+    try:
+        w.submit({"reasoner_kv": np.zeros(1)}, 1)
+        deadline = time.monotonic() + 5
+        while not seen and time.monotonic() < deadline:
+            time.sleep(0.01)
+        assert seen and seen[0] == min(19, before + 5)
+        # only the worker thread: the caller (the planning/executor side) keeps its priority
+        assert os.getpriority(os.PRIO_PROCESS, threading.get_native_id()) == before
     finally:
         w.stop()
 

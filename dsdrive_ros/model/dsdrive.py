@@ -94,13 +94,13 @@ class VisionEncoder(nn.Module):
 
     def __init__(self, cfg: DSDriveConfig):
         super().__init__()
-        # patchify stem (cheap at full resolution), then stride-2 stages with one extra conv each
+        # patchify stem (cheap at full resolution), then one stride-2 conv per stage: the Q-Former
+        # does the heavy lifting on the tokens, and training on a CPU stays affordable
         c0 = cfg.vision_channels[0]
         layers = [nn.Conv2d(3, c0, cfg.vision_stem, cfg.vision_stem), nn.GroupNorm(8, c0), nn.GELU()]
         c_in = c0
         for c in cfg.vision_channels[1:]:
-            layers += [nn.Conv2d(c_in, c, 3, 2, 1, bias=False), nn.GroupNorm(8, c), nn.GELU(),
-                       nn.Conv2d(c, c, 3, 1, 1, bias=False), nn.GroupNorm(8, c), nn.GELU()]
+            layers += [nn.Conv2d(c_in, c, 3, 2, 1, bias=False), nn.GroupNorm(8, c), nn.GELU()]
             c_in = c
         self.cnn = nn.Sequential(*layers)
         stride = cfg.vision_stem * 2 ** (len(cfg.vision_channels) - 1)

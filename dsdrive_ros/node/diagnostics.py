@@ -9,7 +9,7 @@ Levels:
   WARN   planning slower than the anchor camera's frame period, a camera stale (nothing for
          ``stale_after``), bad input messages were dropped since the previous report (undecodable
          or implausibly sized frames, zero or future stamps, NaN odometry, non-UTF-8 instruction),
-         or since then: an endpoint with incompatible QoS appeared, messages were lost in transport,
+         or since then: an endpoint with incompatible QoS appeared, camera messages never reached the node,
          an empty or over-long instruction arrived;
   OK     otherwise.
 """
@@ -33,7 +33,7 @@ _BAD_INPUT = ("decode_errors", "zero_stamps", "future_stamps", "bad_odom", "bad_
 _NOTICES = {
     "empty_instruction": "empty instruction (planning without one)",
     "long_instruction": "over-long instruction truncated",
-    "transport_lost": "camera messages lost in transport",
+    "transport_lost": "camera messages that never reached the node (transport or queue)",
 }
 _MAX_TEXT = 200  # longest free text (instruction, errors) in a diagnostics value
 
@@ -171,6 +171,7 @@ def evaluate(snap: CoreSnapshot, stale_after_ms: float, state: Optional[Diagnost
             "age_s": _fmt(age),
             "decode_errors": str(errs),
             "drops": str(snap.sync.get(f"drops.{cam}", 0)),
+            "transport_lost": str(c.get(f"transport_lost.{cam}", 0)),
             "stale_rejects": str(snap.sync.get(f"stale.{cam}", 0)),
         }))
 

@@ -18,8 +18,9 @@ the node keeps running: undecodable images, an image smaller than 1/4 of the mod
 per side or larger than 8192 px, a zero stamp, a stamp more than 1 s ahead of the node's clock
 (camera host's clock not synchronised), NaN/inf odometry, a non-UTF-8 instruction. An empty
 instruction clears it and an instruction over 1000 characters is truncated (both WARN). Endpoints
-with incompatible QoS (e.g. a best-effort instruction publisher) and messages lost in transport
-are logged and counted. A change of the overall /diagnostics level or reason is logged too.
+with incompatible QoS (e.g. a best-effort instruction publisher) and camera messages that never
+reached the callback (gaps in the publisher's sequence numbers: lost in transport, or replaced in
+the keep-last subscription queue while the node was behind) are logged and counted. A change of the overall /diagnostics level or reason is logged too.
 SIGINT/SIGTERM stop it cleanly. Run:  python -m dsdrive_ros.node.dsdrive_node --ros-args
 --params-file config/dsdrive.params.yaml -p model_dir:=build/models/random-tiny
 """
@@ -186,14 +187,16 @@ class PlannerNodeMixin:
         make_pub = self.create_lifecycle_publisher if lifecycle else self.create_publisher
         self.pub_path = make_pub(Path, TOPICS["path"], out_qos,
                                  event_callbacks=self._pub_events(TOPICS["path"], out_qos))
+        self._pubs.append(self.pub_path)
         self.pub_plan = make_pub(DrivingPlan, TOPICS["plan"], out_qos,
                                  event_callbacks=self._pub_events(TOPICS["plan"], out_qos))
+        self._pubs.append(self.pub_plan)
         self.pub_reasoning = make_pub(String, TOPICS["reasoning"], out_qos,
                                       event_callbacks=self._pub_events(TOPICS["reasoning"], out_qos))
+        self._pubs.append(self.pub_reasoning)
         # /diagnostics is a plain publisher in both variants: an inactive node still reports.
         self.pub_diag = self.create_publisher(DiagnosticArray, TOPICS["diagnostics"],
                                               dqos.diagnostics_qos())
-        self._pubs = [self.pub_path, self.pub_plan, self.pub_reasoning]
 
         self.reasoner = ReasoningWorker(
             self._generate, self._on_reasoning, max_tokens=cfg.reasoning_max_tokens,
@@ -232,7 +235,7 @@ class PlannerNodeMixin:
             topic = camera_topic(name, cfg.image_transport)
             self._subs.append(self._subscribe(
                 CompressedImage if compressed else Image, topic,
-                self._make_camera_cb(name, compressed), cam_qos, camera=name))
+                self._make_camera_cb(name, compressed), cam_qos))
         self._subs.append(self._subscribe(String, TOPICS["instruction"], self._on_instruction,
                                           dqos.instruction_qos()))
         self._subs.append(self._subscribe(Odometry, TOPICS["odom"], self._on_odom, dqos.odom_qos()))
@@ -241,59 +244,53 @@ class PlannerNodeMixin:
         for sub in self._subs:
             self.destroy_subscription(sub)
         self._subs = []
-        if self._built:
+        if "core" in self.__dict__:
             self.core.reset_inputs()
 
     def _teardown_planner(self) -> None:
-        """Stop the threads, destroy subscriptions, publishers and the timer, drop the model."""
+        """Stop the threads, destroy subscriptions, publishers and the timer, drop the model.
+        Safe after a partial build (a configure that failed half-way)."""
         self._active = False
         self.stop()
         self._close_inputs()
         if self._diag_timer is not None:
             self.destroy_timer(self._diag_timer)
             self._diag_timer = None
-        if self._built:
-            for pub in self._pubs:
-                if self._lifecycle_pubs:
-                    self.destroy_lifecycle_publisher(pub)
-                else:
-                    self.destroy_publisher(pub)
+        for pub in self._pubs:
+            if self._lifecycle_pubs:
+                self.destroy_lifecycle_publisher(pub)
+            else:
+                self.destroy_publisher(pub)
+        self._pubs = []
+        if getattr(self, "pub_diag", None) is not None:
             self.destroy_publisher(self.pub_diag)
-            self._pubs = []
-            for name in ("core", "reasoner", "spec", "pub_path", "pub_plan", "pub_reasoning", "pub_diag"):
-                if hasattr(self, name):
-                    delattr(self, name)
+        for name in ("core", "reasoner", "spec", "pub_path", "pub_plan", "pub_reasoning", "pub_diag"):
+            if name in self.__dict__:
+                delattr(self, name)
         self._built = False
 
     def stop(self) -> None:
         """Stop the worker threads (idempotent). Call before destroy_node()."""
         self._stop.set()
-        if not self._built:
-            return
-        self.core.slot.close()
-        self.reasoner.stop()
+        core, reasoner = self.__dict__.get("core"), self.__dict__.get("reasoner")
+        if core is not None:
+            core.slot.close()
+        if reasoner is not None:
+            reasoner.stop()
         if self._planning_thread is not None and self._planning_thread.is_alive():
             self._planning_thread.join(5.0)
 
     # ---- QoS events ----
 
-    def _subscribe(self, msg_type: Any, topic: str, cb: Callable[[Any], None], qos: Any,
-                   camera: Optional[str] = None) -> Any:
+    def _subscribe(self, msg_type: Any, topic: str, cb: Callable[..., None], qos: Any) -> Any:
         from rclpy.event_handler import SubscriptionEventCallbacks
 
         def incompatible(info: Any) -> None:
             self._on_incompatible_qos(topic, "publisher", qos, info)
 
-        kw: dict[str, Any] = {"incompatible_qos": incompatible}
-        if camera is not None:
-            kw["message_lost"] = lambda info: self._on_message_lost(camera, info)
-        try:
-            return self.create_subscription(msg_type, topic, cb, qos, callback_group=self._input_group,
-                                            event_callbacks=SubscriptionEventCallbacks(**kw))
-        except Exception:  # noqa: BLE001 - an RMW without the message-lost event
-            kw.pop("message_lost", None)
-            return self.create_subscription(msg_type, topic, cb, qos, callback_group=self._input_group,
-                                            event_callbacks=SubscriptionEventCallbacks(**kw))
+        return self.create_subscription(
+            msg_type, topic, cb, qos, callback_group=self._input_group,
+            event_callbacks=SubscriptionEventCallbacks(incompatible_qos=incompatible))
 
     def _pub_events(self, topic: str, qos: Any) -> Any:
         from rclpy.event_handler import PublisherEventCallbacks
@@ -323,11 +320,32 @@ class PlannerNodeMixin:
         self._qos_last = f"{topic}: {policy}"
         self.get_logger().warning(what + hint)
 
-    def _on_message_lost(self, camera: str, info: Any) -> None:
-        n = max(1, int(getattr(info, "total_count_change", 1)))
-        if self._built:
-            self.core.counters.inc("transport_lost", n)
-        self._warn(f"lost:{camera}", f"camera {camera}: {n} message(s) lost in transport")
+    def _seq_gap_counter(self, camera: str) -> Callable[[Any], None]:
+        """Counts camera messages that never reached the callback, from the publisher's sequence
+        numbers (rmw message info): lost in transport or replaced in the subscription's keep-last
+        queue (qos.depth) because the executor fell behind. Neither is visible otherwise."""
+        last: dict[bytes, int] = {}
+        counters = self.core.counters
+
+        def on_info(info: Any) -> None:
+            seq = info.get("publication_sequence_number")
+            gid = info.get("publisher_gid")
+            if seq is None or not gid:
+                return
+            key = bytes(gid.get("data", b""))
+            prev = last.get(key)
+            if prev is None and len(last) >= 64:
+                last.clear()
+            last[key] = seq
+            if prev is not None and seq > prev + 1:
+                n = seq - prev - 1
+                counters.inc("transport_lost", n)
+                counters.inc(f"transport_lost.{camera}", n)
+                self._warn(f"lost:{camera}", f"camera {camera}: {n} message(s) never reached the node "
+                                             "(lost in transport or replaced in the subscription queue: "
+                                             "the node fell behind)")
+
+        return on_info
 
     # ---- inputs ----
 
@@ -338,8 +356,11 @@ class PlannerNodeMixin:
         if suppressed is None:
             return
         more = f" (+{suppressed} similar suppressed)" if suppressed else ""
-        log = self.get_logger()
-        (log.error if error else log.warning)(text + more)
+        # rclpy ties a severity to each call site: one call per severity
+        if error:
+            self.get_logger().error(text + more)
+        else:
+            self.get_logger().warning(text + more)
 
     def _make_camera_cb(self, name: str, compressed: bool):
         decode = compressed_from_msg if compressed else image_from_msg
@@ -347,8 +368,10 @@ class PlannerNodeMixin:
         min_h, min_w = self._min_hw
         clock = self.get_clock()
         future_ns = int(FUTURE_STAMP_TOLERANCE_S * 1e9)
+        count_gaps = self._seq_gap_counter(name)
 
-        def on_image(msg: Any) -> None:
+        def on_image(msg: Any, info: Any) -> None:  # two parameters: rclpy passes the message info
+            count_gaps(info)
             stamp_ns = time_to_ns(msg.header.stamp)
             now_ns = clock.now().nanoseconds
             if stamp_ns == 0 and now_ns != 0:
@@ -407,46 +430,50 @@ class PlannerNodeMixin:
         except (TypeError, ValueError, OverflowError):
             speed = float("nan")
         if not self.core.set_speed(speed):
-            self._warn("odom", f"odom: unusable speed ({v.x}, {v.y}): dropped")
+            self._warn(f"odom:{v.x},{v.y}", f"odom: unusable speed ({v.x}, {v.y}): dropped")
 
     # ---- planning thread ----
 
     def _planning_loop(self) -> None:
         stop, core = self._stop, self.core
         while not stop.is_set():
-            pending = core.next_set(0.2)
-            if pending is None:
-                continue
             try:
-                out, raw = core.plan(pending)
-            except PlanParseError as exc:
-                self._warn(f"parse:{exc}", f"model output rejected (nothing published): {exc}")
-                continue
-            except Exception as exc:  # noqa: BLE001 - counted; /diagnostics shows ERROR
-                self._warn(f"inference:{type(exc).__name__}:{exc}",
-                           f"inference failed: {type(exc).__name__}: {exc}", error=True)
-                continue
-            if stop.is_set():
-                break
-            if not self._active:
-                continue  # deactivated while planning: publish nothing
-            out.frame_age_ms = (self.get_clock().now().nanoseconds - out.stamp_ns) / 1e6
-            out.reasoning = self.reasoner.last_text if self.reasoner.enabled else ""
-            try:
-                path = fill_path(out)
-                plan = fill_plan(out, self._DrivingPlan(), path=path)
-                self.pub_path.publish(path)
-                self.pub_plan.publish(plan)
-            except Exception as exc:  # noqa: BLE001 - e.g. publishing during shutdown
-                if stop.is_set():
-                    break
+                self._plan_once(stop, core)
+            except Exception as exc:  # noqa: BLE001 - a bug here must not end planning silently
+                self.get_logger().error(f"planning loop: {type(exc).__name__}: {exc}",
+                                        throttle_duration_sec=_THROTTLE_S)
+
+    def _plan_once(self, stop: threading.Event, core: PlanningCore) -> None:
+        pending = core.next_set(0.2)
+        if pending is None:
+            return
+        try:
+            out, raw = core.plan(pending)
+        except PlanParseError as exc:
+            self._warn(f"parse:{exc}", f"model output rejected (nothing published): {exc}")
+            return
+        except Exception as exc:  # noqa: BLE001 - counted; /diagnostics shows ERROR
+            self._warn(f"inference:{type(exc).__name__}:{exc}",
+                       f"inference failed: {type(exc).__name__}: {exc}", error=True)
+            return
+        if stop.is_set() or not self._active:
+            return  # stopping, or deactivated while planning: publish nothing
+        out.frame_age_ms = (self.get_clock().now().nanoseconds - out.stamp_ns) / 1e6
+        out.reasoning = self.reasoner.last_text if self.reasoner.enabled else ""
+        try:
+            path = fill_path(out)
+            plan = fill_plan(out, self._DrivingPlan(), path=path)
+            self.pub_path.publish(path)
+            self.pub_plan.publish(plan)
+        except Exception as exc:  # noqa: BLE001 - e.g. publishing during shutdown
+            if not stop.is_set():
                 self._warn("publish", f"publishing the plan failed: {exc}")
-                continue
-            with self._pub_lock:
-                self._published["path"] += 1
-                self._published["plan"] += 1
-            if self.reasoner.enabled:
-                self.reasoner.submit(raw, out.stamp_ns)
+            return
+        with self._pub_lock:
+            self._published["path"] += 1
+            self._published["plan"] += 1
+        if self.reasoner.enabled:
+            self.reasoner.submit(raw, out.stamp_ns)
 
     # ---- reasoning thread ----
 
@@ -481,10 +508,20 @@ class PlannerNodeMixin:
                 "qos_incompatible_last": self._qos_last,
                 "active": self._active,
             }
-            statuses = evaluate(self.core.snapshot(), self.core.stale_after_ms, self._diag_state, extra)
+            fatal = ""
+            if self._planning_thread is not None and not self._planning_thread.is_alive() \
+                    and not self._stop.is_set():
+                fatal = "planning thread stopped (see the log)"
+            statuses = evaluate(self.core.snapshot(), self.core.stale_after_ms, self._diag_state, extra,
+                                fatal=fatal)
             if not self._active:  # configured but not active: silence is expected, not an error
                 for st in statuses:
                     st.level, st.message = OK, f"inactive ({self._inactive_reason})"
+            name = self.get_name()
+            if name != NODE_NAME:  # several planners on one /diagnostics: statuses by node name
+                for st in statuses:
+                    if st.name.startswith(NODE_NAME + ":"):
+                        st.name = name + st.name[len(NODE_NAME):]
             self._log_diagnostics(statuses[0])
             self.pub_diag.publish(to_msg(statuses, self.get_clock().now().to_msg()))
         except Exception as exc:  # noqa: BLE001

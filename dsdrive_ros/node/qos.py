@@ -4,8 +4,10 @@
   never queue; ``qos.reliability`` / ``qos.depth`` override (e.g. reliable when the camera driver
   only offers reliable: a best-effort publisher cannot feed a reliable subscription).
 - instruction: reliable + transient_local, depth 1 ("latched"): a node started after the route
-  planner published still gets the current instruction. The publisher must be transient_local too
-  for the latching to work; a volatile publisher is still matched (requested <= offered rules).
+  planner published still gets the current instruction. The publisher MUST be reliable +
+  transient_local: a volatile or best-effort publisher offers less than this subscription requests,
+  DDS does not match them and nothing arrives (the node logs it and counts ``qos_incompatible`` in
+  /diagnostics; test_faults.py checks both cases).
 - odom: best effort keep last 1 (matches both reliable and best-effort publishers).
 - outputs: reliable keep last 10, volatile; reasoning and plan the same.
 - /diagnostics: reliable keep last 10 (as diagnostic_updater does).

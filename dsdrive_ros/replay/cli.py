@@ -22,10 +22,7 @@ from __future__ import annotations
 
 import argparse
 import json
-import os
 import shutil
-import signal
-import subprocess
 import sys
 import threading
 import time
@@ -33,6 +30,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Optional, Sequence
 
+from dsdrive_ros.node.process import NodeProcess
 from dsdrive_ros.replay.bagio import (
     T_DIAG,
     T_PATH,
@@ -45,7 +43,7 @@ from dsdrive_ros.replay.bagio import (
     typestore,
 )
 
-__all__ = ["main", "build_parser", "Replay", "node_command", "OUTPUT_TOPICS"]
+__all__ = ["main", "build_parser", "Replay", "OUTPUT_TOPICS"]
 
 # node output topic -> message type (rosbags names)
 OUTPUT_TOPICS = {
@@ -54,30 +52,6 @@ OUTPUT_TOPICS = {
     "/dsdrive/reasoning": T_STRING,
     "/diagnostics": T_DIAG,
 }
-
-
-def _default_params_file() -> Optional[Path]:
-    """config/dsdrive.params.yaml: the installed share copy, else the source tree's."""
-    try:
-        from ament_index_python.packages import get_package_share_directory
-
-        p = Path(get_package_share_directory("dsdrive_ros")) / "config" / "dsdrive.params.yaml"
-        if p.is_file():
-            return p
-    except Exception:  # noqa: BLE001
-        pass
-    p = Path(__file__).resolve().parents[2] / "config" / "dsdrive.params.yaml"
-    return p if p.is_file() else None
-
-
-def node_command(model_dir: Path, params_file: Optional[Path], params: Sequence[str]) -> list[str]:
-    cmd = [sys.executable, "-m", "dsdrive_ros.node.dsdrive_node", "--ros-args"]
-    if params_file is not None:
-        cmd += ["--params-file", str(params_file)]
-    cmd += ["-p", f"model_dir:={model_dir}"]
-    for p in params:
-        cmd += ["-p", p]
-    return cmd
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -173,8 +147,7 @@ class Replay:
         self.args = args
         self.out: Path = args.out
         self.model_dir: Path = args.model_dir.resolve()
-        self.node_proc: Optional[subprocess.Popen] = None
-        self.node_log: Optional[Any] = None
+        self.node: Optional[NodeProcess] = None  # None with --no-node
         self.summary: dict[str, Any] = {}
 
     # ---- setup ----
@@ -185,44 +158,19 @@ class Replay:
 
     def _start_node(self, transport: str) -> None:
         a = self.args
-        params_file = a.params_file.resolve() if a.params_file else _default_params_file()
         params = [f"image_transport:={transport}", f"backend:={a.backend}", f"precision:={a.precision}"]
-        params += list(a.param)
-        cmd = node_command(self.model_dir, params_file, params)
-        env = os.environ.copy()
-        env.setdefault("FASTDDS_BUILTIN_TRANSPORTS", "LARGE_DATA")
-        env["PYTHONUNBUFFERED"] = "1"
-        self.node_log = open(self.out / "node.log", "wb")
-        # cwd = OUT: outside any source tree, so the installed dsdrive_ros (with .msg) is imported.
-        self.node_proc = subprocess.Popen(cmd, cwd=self.out, stdout=self.node_log,
-                                          stderr=subprocess.STDOUT, env=env, start_new_session=True)
-        self.summary["node_command"] = cmd
+        self.node = NodeProcess(self.model_dir, self.out, params + list(a.param),
+                                a.params_file.resolve() if a.params_file else None)
+        self.summary["node_command"] = self.node.command
 
     def _node_tail(self, n: int = 3000) -> str:
-        try:
-            if self.node_log is not None and not self.node_log.closed:
-                self.node_log.flush()
-            return (self.out / "node.log").read_text(errors="replace")[-n:]
-        except OSError:
-            return ""
+        return self.node.log_tail(n) if self.node is not None else ""
 
     def _node_alive(self) -> bool:
-        return self.node_proc is None or self.node_proc.poll() is None
+        return self.node is None or self.node.alive()
 
     def _stop_node(self) -> Optional[int]:
-        p = self.node_proc
-        if p is None:
-            return None
-        if p.poll() is None:
-            p.send_signal(signal.SIGINT)
-            try:
-                p.wait(20)
-            except subprocess.TimeoutExpired:
-                p.kill()
-                p.wait(5)
-        if self.node_log is not None:
-            self.node_log.close()
-        return p.returncode
+        return self.node.stop() if self.node is not None else None
 
     # ---- run ----
 
@@ -318,7 +266,7 @@ class Replay:
             while time.monotonic() < deadline:
                 if not self._node_alive():
                     print(f"dsdrive-replay: the node exited during startup "
-                          f"(code {self.node_proc.returncode}):\n{self._node_tail()}", file=sys.stderr)
+                          f"(code {self.node.proc.returncode}):\n{self._node_tail()}", file=sys.stderr)
                     return 1
                 if (all(p.get_subscription_count() > 0 for p in cam_pubs.values())
                         and subs["/dsdrive/path"].get_publisher_count() > 0):

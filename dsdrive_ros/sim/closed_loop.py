@@ -28,87 +28,22 @@ dsdrive_ros with dsdrive_ros.msg is imported), like dsdrive-replay does.
 from __future__ import annotations
 
 import math
-import os
-import signal
-import subprocess
-import sys
 import threading
 import time
-from pathlib import Path
 from typing import Any, Optional, Sequence
 
 import numpy as np
 
+from ..node.process import NodeProcess
 from .agents import WaypointAgent, transform_waypoints
 from .controller import PIDParams
 
-__all__ = ["RosBridgeAgent", "NodeProcess", "default_params_file", "ROUTE_TIME_BASE_S",
+__all__ = ["RosBridgeAgent", "NodeProcess", "ROUTE_TIME_BASE_S",
            "ROUTE_TIME_SPACING_S"]
 
 ROUTE_TIME_BASE_S = 1000.0
 ROUTE_TIME_SPACING_S = 10000.0
 _WARMUP_OFFSET_S = 100.0  # warm-up frames are stamped this long before the route's start
-
-
-def default_params_file() -> Optional[Path]:
-    """config/dsdrive.params.yaml: the installed share copy, else the source tree's."""
-    try:
-        from ament_index_python.packages import get_package_share_directory
-
-        p = Path(get_package_share_directory("dsdrive_ros")) / "config" / "dsdrive.params.yaml"
-        if p.is_file():
-            return p
-    except Exception:  # noqa: BLE001
-        pass
-    p = Path(__file__).resolve().parents[2] / "config" / "dsdrive.params.yaml"
-    return p if p.is_file() else None
-
-
-class NodeProcess:
-    """dsdrive_node in a subprocess; stdout+stderr into `log_path`."""
-
-    def __init__(self, model_dir: Path, workdir: Path, params: Sequence[str] = (),
-                 params_file: Optional[Path] = None) -> None:
-        workdir = Path(workdir)
-        workdir.mkdir(parents=True, exist_ok=True)
-        params_file = params_file or default_params_file()
-        cmd = [sys.executable, "-m", "dsdrive_ros.node.dsdrive_node", "--ros-args"]
-        if params_file is not None:
-            cmd += ["--params-file", str(params_file)]
-        cmd += ["-p", f"model_dir:={Path(model_dir).resolve()}"]
-        for p in params:
-            cmd += ["-p", p]
-        self.command = cmd
-        self.log_path = workdir / "node.log"
-        env = os.environ.copy()
-        env.setdefault("FASTDDS_BUILTIN_TRANSPORTS", "LARGE_DATA")
-        env["PYTHONUNBUFFERED"] = "1"
-        self._log = open(self.log_path, "wb")
-        self.proc = subprocess.Popen(cmd, cwd=workdir, stdout=self._log, stderr=subprocess.STDOUT,
-                                     env=env, start_new_session=True)
-
-    def alive(self) -> bool:
-        return self.proc.poll() is None
-
-    def log_tail(self, n: int = 3000) -> str:
-        try:
-            if not self._log.closed:
-                self._log.flush()
-            return self.log_path.read_text(errors="replace")[-n:]
-        except OSError:
-            return ""
-
-    def stop(self, timeout: float = 20.0) -> Optional[int]:
-        if self.proc.poll() is None:
-            self.proc.send_signal(signal.SIGINT)
-            try:
-                self.proc.wait(timeout)
-            except subprocess.TimeoutExpired:
-                self.proc.kill()
-                self.proc.wait(5)
-        if not self._log.closed:
-            self._log.close()
-        return self.proc.returncode
 
 
 def _stamp(msg_stamp: Any, ns: int) -> None:

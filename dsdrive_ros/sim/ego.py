@@ -27,7 +27,7 @@ class EgoParams:
     length: float = 4.6
     width: float = 1.9
     height: float = 1.6
-    max_steer: float = 0.6  # rad (front wheel)
+    max_steer: float = 0.65  # rad (front wheel)
     max_steer_rate: float = 1.2  # rad/s
     max_accel: float = 3.0  # m/s^2 at full throttle
     max_decel: float = 8.0  # m/s^2 at full brake

@@ -64,7 +64,7 @@ class EpisodeConfig:
     model_hz: float = 10.0
     render: bool = True
     agent_radius: float = 80.0  # agents read from SUMO (and drawn)
-    state_radius: float = 50.0  # agents listed in SceneState.agents
+    state_radius: float = 60.0  # agents listed in SceneState.agents
     max_time_s: float | None = None  # default: max(180, route length / 1.5)
     blocked_s: float = 90.0
     deviation_m: float = 30.0

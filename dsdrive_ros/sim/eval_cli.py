@@ -11,7 +11,7 @@ PID path follower, sim/controller.py):
                      publishes /clock, odom, the instruction (on change) and the 4 rendered cameras
                      (raw rgb8 or --transport compressed), then waits up to --plan-timeout for the
                      node's dsdrive/path of that stamp (lock-step; a timeout is a missed plan: the
-                     last plan is reused);
+                     last plan is reused); --no-node drives a node that already runs;
   expert             the privileged rule-based expert with its own controls (sanity/upper bound);
   expert-pid         the expert's online plan (5 waypoints, 0.5 s) through the PID;
   constant-velocity  straight waypoints at the current speed (floor --cv-min-speed) through the PID.
@@ -88,6 +88,9 @@ def build_parser() -> argparse.ArgumentParser:
                     help="node parameters (default: config/dsdrive.params.yaml)")
     ap.add_argument("-p", "--param", action="append", default=[], metavar="NAME:=VALUE",
                     help="extra node parameter (repeatable)")
+    ap.add_argument("--no-node", action="store_true",
+                    help="--agent model: do not start dsdrive_node (one already runs on this "
+                         "ROS domain, e.g. from launch/dsdrive.launch.py with use_sim_time)")
     ap.add_argument("--cv-min-speed", type=float, default=4.0,
                     help="constant-velocity agent: speed floor (m/s); 0 = never leaves the start")
     ap.add_argument("--cache", default=None, help="SUMO world cache folder (default: sim/world.py's)")
@@ -149,8 +152,8 @@ def plot_route(path: Path, static, route, poses: Sequence[Sequence[float]],
         ax.add_collection(LineCollection(roads, colors="#b0b0b0", linewidths=1.6, zorder=2))
     rp = np.asarray(route.points)
     ax.plot(rp[:, 0], rp[:, 1], color="#1f77b4", lw=3.0, alpha=0.55, label="route", zorder=3)
-    ax.plot(*rp[0], marker="^", color="#1f77b4", ms=9, zorder=5)
-    ax.plot(*rp[-1], marker="*", color="#1f77b4", ms=13, zorder=5)
+    ax.plot(*rp[0], marker="^", color="#1f77b4", ms=9, ls="none", zorder=5, label="start")
+    ax.plot(*rp[-1], marker="*", color="#1f77b4", ms=13, ls="none", zorder=5, label="end")
     if len(poses):
         pp = np.asarray(poses)[:, :2]
         ax.plot(pp[:, 0], pp[:, 1], color="#ff7f0e", lw=1.6, label="driven", zorder=4)
@@ -222,11 +225,12 @@ def run_route(index: int, ep_seed: int, args, agent, cfg, rig, progress: bool) -
 
     world = None
     if args.net is not None:
-        from .world import World
+        from .world import World, demand_for_net
 
-        world = World.from_net(str(args.net), seed=ep_seed, cache=args.cache,
-                               step_length=1.0 / cfg.sim_hz,
-                               warmup_s=60.0 + 10.0 * (ep_seed % 7))
+        # like Episode(town=...): WORLD_VARIANTS demand files per net, the SUMO seed per route
+        files = demand_for_net(str(args.net), ep_seed % WORLD_VARIANTS, args.cache)
+        world = World(files, seed=ep_seed, step_length=1.0 / cfg.sim_hz,
+                      warmup_s=60.0 + 10.0 * (ep_seed % 7))
     import copy
 
     ep = Episode(world=world, seed=ep_seed, agent=agent, config=copy.deepcopy(cfg), cameras=rig,
@@ -252,7 +256,7 @@ def run_route(index: int, ep_seed: int, args, agent, cfg, rig, progress: bool) -
     r = ep.result()
     rec = {"index": index, "seed": ep_seed,
            "town": ep.world.files.town,
-           "world_variant": None if args.net is not None else ep_seed % WORLD_VARIANTS,
+           "world_variant": ep_seed % WORLD_VARIANTS,
            "route_edges": len(ep.route.edges),
            "instructions": [i.text for i in ep.route.instructions],
            "RC": r["RC"], "IS": r["IS"], "DS": r["DS"], "status": r["status"],
@@ -331,7 +335,7 @@ def run_eval(args) -> dict:
     routes: list[dict] = []
     t_start = time.monotonic()
     try:
-        if args.agent == "model":
+        if args.agent == "model" and not args.no_node:
             from .closed_loop import NodeProcess
 
             params = [f"image_transport:={args.transport}", "use_sim_time:=true",
@@ -422,6 +426,9 @@ def main(argv: Optional[Sequence[str]] = None) -> int:
     except KeyboardInterrupt:
         print("dsdrive-eval: interrupted", file=sys.stderr)
         return 130
+    except (RuntimeError, TimeoutError, FileNotFoundError) as exc:
+        print(f"dsdrive-eval: {type(exc).__name__}: {exc}", file=sys.stderr)
+        return 1
     m = res["mean"]
     print(f"dsdrive-eval {args.agent}: {len(res['routes'])} routes  RC {m['RC']:.1f}  "
           f"IS {m['IS']:.3f}  DS {m['DS']:.1f}  -> {args.out / 'results.json'}")

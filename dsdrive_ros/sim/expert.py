@@ -48,12 +48,19 @@ class ExpertParams:
     max_decel: float = 7.0
     yellow_decel: float = 3.5  # stop at yellow if it needs at most this deceleration
     stop_line_margin: float = 1.0  # m between the front bumper and the stop line when stopped
-    lookahead_min: float = 4.5
-    lookahead_gain: float = 0.9  # s
-    lookahead_max: float = 14.0
-    horizon_s: float = 4.0  # prediction horizon for yielding
+    lateral: str = "cg"  # "cg" (centre tracking with preview) | "pure_pursuit"
+    preview_s: float = 0.25
+    k_lateral: float = 1.5
+    v_soft: float = 1.0
+    lookahead_min: float = 3.0
+    lookahead_gain: float = 0.3  # s
+    lookahead_max: float = 10.0
+    horizon_s: float = 6.0  # prediction horizon for yielding
+    agent_accel: float = 2.0  # moving vehicles are assumed to possibly accelerate at this rate ...
+    agent_vmax: float = 15.0  # ... up to this speed (earliest arrival at a conflict)
     corridor_margin_vehicle: float = 0.45  # m added to both half widths
     corridor_margin_ped: float = 0.5
+    ped_kerb_margin: float = 0.15  # pedestrians standing still or walking along our path
     path_ahead_m: float = 55.0
     yield_buffer_s: float = 1.5  # ego must pass a conflict this much before the other arrives
 
@@ -64,6 +71,29 @@ def _idm(v: float, v0: float, gap: float, dv: float, p: ExpertParams) -> float:
     s_star = p.idm_s0 + max(0.0, v * p.idm_T + v * dv / (2 * math.sqrt(p.idm_a * p.idm_b)))
     gap = max(gap, 0.1)
     return p.idm_a * (1.0 - (v / v0) ** 4 - (s_star / gap) ** 2)
+
+
+def _stop_accel(v: float, v_des: float, gap: float, p: ExpertParams) -> float:
+    """Come to rest `gap` m ahead: IDM towards a stationary obstacle idm_s0 beyond the stop point,
+    made firm near the end by the kinematic deceleration v^2 / (2 gap)."""
+    a = _idm(v, v_des, gap + p.idm_s0, v, p)
+    if gap <= 0.2:
+        return -p.max_decel if v > 0.05 else -1.0
+    if gap < v * v / (2 * 1.5) + 1.0:
+        a = min(a, -v * v / (2 * gap))
+    return a
+
+
+def _travel_time(d: float, v: float, v_max: float, a: float = 1.5) -> float:
+    """Time to cover d metres from speed v accelerating at a up to v_max."""
+    if d <= 0:
+        return 0.0
+    v_max = max(v_max, v, 0.5)
+    t_acc = (v_max - v) / a
+    d_acc = v * t_acc + 0.5 * a * t_acc ** 2
+    if d <= d_acc:
+        return (-v + math.sqrt(v * v + 2 * a * d)) / a
+    return t_acc + (d - d_acc) / v_max
 
 
 class Expert:
@@ -87,7 +117,9 @@ class Expert:
         self._kappa = np.convolve(self._kappa, k, mode="same")
         vc = np.sqrt(self.p.a_lat / np.maximum(self._kappa, 1e-4))
         self._vcurve = np.minimum(vc, np.minimum(self.route.speed_limit, self.p.max_speed))
-        self._committed_tls: set[int] = set()
+        self._static = info.world.static
+        self._traci = info.world.traci
+        self._lane_cache: dict = {}
 
     # ------------------------------------------------------------------------------------------
     def act(self, state: SceneState, images=None) -> Control:
@@ -97,16 +129,11 @@ class Expert:
         half_len = 0.5 * e.length
         s_front = s + half_len
 
-        # -- lateral: pure pursuit from the rear axle
-        rx = state.x - 0.5 * e.wheelbase * math.cos(state.yaw)
-        ry = state.y - 0.5 * e.wheelbase * math.sin(state.yaw)
-        ld = min(max(p.lookahead_min + p.lookahead_gain * v, p.lookahead_min), p.lookahead_max)
-        tx, ty, _ = r.point_at(s - 0.5 * e.wheelbase + ld)
-        dx, dy = tx - rx, ty - ry
-        alpha = math.atan2(dy, dx) - state.yaw
-        dist = max(math.hypot(dx, dy), 1.0)
-        steer = math.atan2(2.0 * e.wheelbase * math.sin(alpha), dist)
-        steer = max(-e.max_steer, min(e.max_steer, steer))
+        # -- lateral
+        if p.lateral == "pure_pursuit":
+            steer = self._pure_pursuit(state, s, v)
+        else:
+            steer = self._cg_tracking(state, s, v)
 
         # -- longitudinal
         i0 = r.index_at(s)
@@ -134,7 +161,7 @@ class Expert:
             break
 
         # agents: leader and yielding
-        lead, yld = self._agents(state, s, s_front, v)
+        lead, yld = self._agents(state, s, s_front, v, v_des)
         if lead is not None:
             gap, v_lead = lead
             acc["leader"] = _idm(v, v_des, gap, v - v_lead, p)
@@ -143,8 +170,7 @@ class Expert:
         # end of route
         stops["end"] = r.length - 0.5 - s  # centre comes to rest 0.5 m before the route's end
         for k, gap in stops.items():
-            # stationary virtual obstacle idm_s0 beyond the stop point -> rest at the stop point
-            acc[k] = _idm(v, v_des, gap + p.idm_s0, v, p)
+            acc[k] = _stop_accel(v, v_des, gap, p)
         reason = min(acc, key=acc.get)
         a = max(min(acc[reason], e.max_accel), -p.max_decel)
         if v < 0.05 and a < 0:
@@ -175,6 +201,39 @@ class Expert:
         return ctrl
 
     # ------------------------------------------------------------------------------------------
+    def _pure_pursuit(self, state: SceneState, s: float, v: float) -> float:
+        """Pure pursuit from the rear axle (kept for comparison)."""
+        p, e, r = self.p, self.ego, self.route
+        rx = state.x - 0.5 * e.wheelbase * math.cos(state.yaw)
+        ry = state.y - 0.5 * e.wheelbase * math.sin(state.yaw)
+        ld = min(max(p.lookahead_min + p.lookahead_gain * v, p.lookahead_min), p.lookahead_max)
+        tx, ty, _ = r.point_at(s - 0.5 * e.wheelbase + ld)
+        dx, dy = tx - rx, ty - ry
+        alpha = math.atan2(dy, dx) - state.yaw
+        dist = max(math.hypot(dx, dy), 1.0)
+        steer = math.atan2(2.0 * e.wheelbase * math.sin(alpha), dist)
+        return max(-e.max_steer, min(e.max_steer, steer))
+
+    def _cg_tracking(self, state: SceneState, s: float, v: float) -> float:
+        """Path tracking of the centre (the bicycle model's reference point): choose the slip angle
+        beta so the centre's velocity points along the path (previewed `preview_s` ahead to cover
+        the steering lag) plus a lateral correction atan(k e / (v + v0)); then
+        delta = atan(L / lr tan(beta))."""
+        p, e, r = self.p, self.ego, self.route
+        sp = s + max(v, 1.0) * p.preview_s
+        x0, y0, yaw0 = r.point_at(s)
+        _, _, yawp = r.point_at(sp)
+        ex = state.x - x0
+        ey = state.y - y0
+        lat = -math.sin(yaw0) * ex + math.cos(yaw0) * ey  # + = left of the path
+        corr = math.atan2(-p.k_lateral * lat, v + p.v_soft)
+        beta = yawp + corr - state.yaw
+        beta = math.atan2(math.sin(beta), math.cos(beta))
+        lr = 0.5 * e.wheelbase
+        tb = max(-10.0, min(10.0, math.tan(max(-1.4, min(1.4, beta)))))
+        steer = math.atan(e.wheelbase / lr * tb)
+        return max(-e.max_steer, min(e.max_steer, steer))
+
     def _light(self, tls: str, link: int) -> str:
         st = self.tls().get(tls, "")
         c = st[link] if 0 <= link < len(st) else "G"
@@ -184,8 +243,112 @@ class Expert:
             return "yellow"
         return "red" if c in "rRus" else "green"
 
-    def _agents(self, state: SceneState, s: float, s_front: float, v: float):
-        """(leader (gap, speed along route) | None, yield stop gap | None)."""
+    # -- predictions -------------------------------------------------------------------------
+    def _lane(self, lane: str):
+        c = self._lane_cache.get(lane)
+        if c is None:
+            li = self._static.lanes.get(lane)
+            shape = li.shape if li is not None else np.zeros((0, 2))
+            if len(shape) >= 2:
+                cum = np.concatenate([[0.0], np.cumsum(np.hypot(*np.diff(shape, axis=0).T))])
+            else:
+                cum = np.zeros(len(shape))
+            c = (shape, cum)
+            self._lane_cache[lane] = c
+        return c
+
+    def _lane_piece(self, lane: str, start: float = 0.0) -> np.ndarray:
+        shape, cum = self._lane(lane)
+        if len(shape) < 2:
+            return shape
+        if start <= 0.0:
+            return shape
+        if start >= cum[-1]:
+            return shape[-1:]
+        k = int(np.searchsorted(cum, start, side="right"))
+        t = (start - cum[k - 1]) / max(cum[k] - cum[k - 1], 1e-9)
+        p0 = shape[k - 1] + t * (shape[k] - shape[k - 1])
+        return np.vstack([p0[None], shape[k:]])
+
+    def _vehicle_path(self, a, need: float) -> np.ndarray:
+        """Where SUMO vehicle `a` will drive: its centre, then its lanes ahead (internal lanes
+        included), cut at its stop line when its next link is red (or yellow and stoppable)."""
+        tr = self._traci
+        try:
+            lane = tr.vehicle.getLaneID(a.id)
+            pos = tr.vehicle.getLanePosition(a.id)
+            links = tr.vehicle.getNextLinks(a.id)
+        except Exception:  # noqa: BLE001 - vehicle left the simulation
+            return np.array([[a.x, a.y]])
+        pieces = [np.array([[a.x, a.y]]), self._lane_piece(lane, pos)]
+        total = max(self._lane(lane)[1][-1] - pos, 0.0) if len(self._lane(lane)[1]) else 0.0
+        cur = lane
+        guard = 0
+        while cur.startswith(":") and total < need and guard < 6:  # finish the junction
+            guard += 1
+            nxt = tr.lane.getLinks(cur)
+            if not nxt:
+                break
+            cur = nxt[0][4] or nxt[0][0]
+            pieces.append(self._lane_piece(cur))
+            total += self._lane(cur)[1][-1] if len(self._lane(cur)[1]) else 0.0
+        first = True
+        for ln in links:
+            if total >= need:
+                break
+            to, via, state = ln[0], ln[4], ln[5]
+            if first and not lane.startswith(":"):
+                dist = max(self._lane(lane)[1][-1] - pos, 0.0) if len(self._lane(lane)[1]) else 0
+                if state in "rRu" or (state in "yY" and a.speed ** 2 / (2 * 4.0) < dist):
+                    break  # it stops at its stop line
+            first = False
+            if to == cur:
+                continue
+            chain = []
+            v = via
+            g2 = 0
+            while v and v.startswith(":") and g2 < 6:
+                chain.append(v)
+                nx = tr.lane.getLinks(v)
+                g2 += 1
+                v = (nx[0][4] or nx[0][0]) if nx else ""
+                if v and not v.startswith(":"):
+                    break
+            for c in chain + [to]:
+                pieces.append(self._lane_piece(c))
+                total += self._lane(c)[1][-1] if len(self._lane(c)[1]) else 0.0
+            cur = to
+        P = np.vstack([q for q in pieces if len(q)])
+        return P
+
+    @staticmethod
+    def _along(P: np.ndarray, dist: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+        """Points and headings at distances `dist` along polyline P."""
+        if len(P) < 2:
+            return np.repeat(P[:1], len(dist), 0), np.zeros(len(dist))
+        seg = np.hypot(*np.diff(P, axis=0).T)
+        cum = np.concatenate([[0.0], np.cumsum(seg)])
+        d = np.clip(dist, 0.0, cum[-1])
+        x = np.interp(d, cum, P[:, 0])
+        y = np.interp(d, cum, P[:, 1])
+        k = np.clip(np.searchsorted(cum, d, side="right") - 1, 0, len(seg) - 1)
+        dd = P[k + 1] - P[k]
+        return np.stack([x, y], 1), np.arctan2(dd[:, 1], dd[:, 0])
+
+    def _agents(self, state: SceneState, s: float, s_front: float, v: float, v_des: float):
+        """(leader (gap, speed along route) | None, yield stop gap | None).
+
+        Every agent gets predicted tracks over `horizon_s`: SUMO vehicles along their own lanes
+        (stopping at their red stop line), pedestrians at constant velocity. A track point conflicts
+        with the ego's path when it is closer than the ego's half width + the agent's half extent
+        across the path (heading-aware) + a margin. The agent's time window in the conflict is taken
+        wide: it enters as early as if it accelerated (moving vehicles) and leaves as late as at its
+        current speed.
+
+        Junctions are gated: a vehicle conflict inside a junction on the route holds the ego at the
+        junction's entry (stop line) until the windows are clear; once inside, the ego only stops for
+        what is in its path now and for pedestrians (stopping inside a junction leaves it in the
+        cross traffic's path)."""
         p, e, r = self.p, self.ego, self.route
         if not state.agents:
             return None, None
@@ -196,77 +359,117 @@ class Expert:
         if len(path) < 2:
             return None, None
         tang = np.gradient(path, axis=0)
-        tang /= np.maximum(np.hypot(*tang.T), 1e-9)[:, None]
-        ag = state.agents
-        n = len(ag)
-        pos = np.array([[a.x, a.y] for a in ag])
-        yaw = np.array([a.yaw for a in ag])
-        spd = np.array([a.speed for a in ag])
-        hw = np.array([0.5 * a.width if a.kind != "pedestrian" else 0.3 for a in ag])
-        hl = np.array([0.5 * a.length if a.kind != "pedestrian" else 0.3 for a in ag])
-        ped = np.array([a.kind == "pedestrian" for a in ag])
-        margin = np.where(ped, p.corridor_margin_ped, p.corridor_margin_vehicle)
-        thr = 0.5 * e.width + hw + margin
+        path_yaw = np.arctan2(tang[:, 1], tang[:, 0])
         T = np.arange(0.0, p.horizon_s + 1e-9, 0.25)
-        vel = np.stack([np.cos(yaw), np.sin(yaw)], 1) * spd[:, None]
-        pred = pos[:, None, :] + vel[:, None, :] * T[None, :, None]  # (n, T, 2)
-        d = np.linalg.norm(pred[:, :, None, :] - path[None, None, :, :], axis=3)  # (n, T, P)
-        k = d.argmin(2)
-        dmin = np.take_along_axis(d, k[..., None], 2)[..., 0]
-        # a vehicle also occupies its length along its heading: count the corridor as hit when the
-        # centre is within thr + a share of the half length when it is aligned with the path
-        inside = dmin < thr[:, None]
-        s_hit = path_s[k]  # (n, T)
         lead_gap, lead_v = None, None
         yield_gap = None
         ego_rear = s - 0.5 * e.length
-        for i in range(n):
-            if not inside[i].any():
+        hw_e = 0.5 * e.width
+        junctions = [j for j in r.junctions if j.s_exit + 3.0 > s_front - 5.0
+                     and j.s_entry - 3.0 < s + p.path_ahead_m]
+
+        def junction_of(sc: float):
+            for j in junctions:
+                if j.s_entry - 3.0 <= sc <= j.s_exit + 3.0:
+                    return j
+            return None
+
+        def add_yield(g: float) -> None:
+            nonlocal yield_gap
+            yield_gap = g if yield_gap is None else min(yield_gap, g)
+
+        for a in state.agents:
+            if a.rel_x < -30.0 or a.rel_x ** 2 + a.rel_y ** 2 > 65.0 ** 2:
                 continue
-            t_idx = int(np.argmax(inside[i]))
-            sc = float(s_hit[i, t_idx])
-            kk = int(k[i, t_idx])
-            along = float(np.cos(yaw[i]) * tang[kk, 0] + np.sin(yaw[i]) * tang[kk, 1])
-            if t_idx == 0:
-                # in the corridor now
-                if sc < ego_rear + 0.5:
-                    continue  # behind us
-                if ped[i] or along < 0.7:
-                    # crossing or standing in our path: stop before it
-                    gap = sc - hl[i] - s_front - 0.5
-                    if gap > -1.0:
-                        yield_gap = gap if yield_gap is None else min(yield_gap, gap)
-                    continue
-                gap = sc - hl[i] - s_front
-                if gap < -0.5:
-                    continue
-                vl = max(float(spd[i]) * along, 0.0)
-                if lead_gap is None or gap < lead_gap:
-                    lead_gap, lead_v = gap, vl
+            ped = a.kind == "pedestrian"
+            tracks = []  # (points, yaws) for the fast and the slow profile
+            if ped:
+                vel = np.array([math.cos(a.yaw), math.sin(a.yaw)]) * a.speed
+                pts = np.array([a.x, a.y]) + vel[None] * T[:, None]
+                tracks = [(pts, np.full(len(T), a.yaw))] * 2
+                L, W = 0.6, 0.6
+            else:
+                moving = a.speed > 1.0
+                fast = a.speed * T + (0.5 * p.agent_accel * T ** 2 if moving else 0.0)
+                fast = np.minimum(fast, a.speed * T + np.maximum(p.agent_vmax - a.speed, 0) * T)
+                need = float(fast[-1]) + 2.0
+                P = self._vehicle_path(a, need) if self._traci is not None else None
+                if P is None or len(P) < 2:
+                    hd = np.array([math.cos(a.yaw), math.sin(a.yaw)])
+                    P = np.array([[a.x, a.y], [a.x + hd[0] * (need + 1), a.y + hd[1] * (need + 1)]])
+                for dist in (fast, a.speed * T):
+                    pts, yaws = self._along(P, dist)
+                    yaws[0] = a.yaw
+                    tracks.append((pts, yaws))
+                L, W = a.length, a.width
+            res = []
+            for pts, yaws in tracks:
+                d = np.linalg.norm(pts[:, None, :] - path[None, :, :], axis=2)  # (T, P)
+                k = d.argmin(1)
+                dmin = d[np.arange(len(T)), k]
+                dyaw = yaws - path_yaw[k]
+                ext_perp = 0.5 * (L * np.abs(np.sin(dyaw)) + W * np.abs(np.cos(dyaw)))
+                ext_along = 0.5 * (L * np.abs(np.cos(dyaw)) + W * np.abs(np.sin(dyaw)))
+                if ped:
+                    # pedestrians standing at the kerb or walking along our path get a small
+                    # margin; those walking across get the full one
+                    across = (a.speed > 0.2) & (np.abs(np.cos(dyaw)) < 0.8)
+                    margin = np.where(across, p.corridor_margin_ped, p.ped_kerb_margin)
+                else:
+                    margin = p.corridor_margin_vehicle
+                res.append((dmin < hw_e + ext_perp + margin, k, dyaw, ext_along))
+            inside, k, dyaw, ext_along = res[0]
+            if not inside.any():
                 continue
-            # enters the corridor later
-            if along > 0.7 and not ped[i]:
-                # merging into our direction: a future leader if ahead of us
-                proj_now = float(path_s[int(np.argmin(np.linalg.norm(path - pos[i], axis=1)))])
-                if proj_now < s:
+            t_idx = int(np.argmax(inside))
+            sc = float(path_s[k[t_idx]])
+            if t_idx == 0:  # in our path now
+                if sc < s_front - 0.5 or sc < ego_rear + 0.5:
+                    continue  # beside or behind us
+                along = math.cos(dyaw[0])
+                if not ped and along > 0.7:
+                    gap = sc - float(ext_along[0]) - s_front
+                    if gap > -1.0 and (lead_gap is None or gap < lead_gap):
+                        lead_gap, lead_v = gap, max(a.speed * along, 0.0)
                     continue
+                gap = sc - float(ext_along[0]) - s_front - 1.0  # crossing / standing in our path
+                if gap > -1.5:
+                    add_yield(gap)
+                continue
             if sc < s_front - 0.5:
                 continue
-            t_agent_in = float(T[t_idx])
-            # ego time to reach the conflict with its front, and to clear it with its rear
+            # time window of the agent in our path: earliest entry, latest exit
+            t_in = float(T[t_idx])
+            inside_slow = res[1][0]
+            if inside_slow.any():
+                j0 = int(np.argmax(inside_slow))
+                rest = inside_slow[j0:]
+                t_out = float(T[j0]) + (int(np.argmin(rest)) if not rest.all()
+                                        else len(rest) + 8) * 0.25
+            else:
+                t_out = t_in + 1.0
+            ext = float(ext_along[t_idx])
             dist = sc - s_front
-            t_ego_in = dist / max(v, 1.5)
-            t_ego_out = (dist + e.length + 2 * hw[i] + 1.0) / max(v, 1.5)
-            still = inside[i, t_idx:]
-            t_agent_out = t_agent_in + (np.argmin(still) if not still.all() else len(still)) * 0.25
-            if t_agent_in > t_ego_out + p.yield_buffer_s * 0.5:
-                continue  # we pass well before it arrives
-            if t_agent_out < t_ego_in - 0.3:
-                continue  # it is gone before we get there
-            gap = sc - s_front - hw[i] - 0.5
+            t_ego_in = _travel_time(max(dist - ext - 0.5, 0.0), v, v_des)
+            t_ego_out = _travel_time(dist + e.length + 2.0 * ext + 1.0, v, v_des)
+            buf = p.yield_buffer_s * (1.5 if ped else 1.0)
+            if t_in > t_ego_out + buf or t_out < t_ego_in - 0.5 * buf:
+                continue  # the windows do not overlap
+            j = junction_of(sc)
+            if j is not None and not ped:
+                if s_front > j.s_entry + 0.5:
+                    continue  # committed: clear the junction rather than stop in it
+                gap = j.s_entry - s_front - p.stop_line_margin
+                if gap < -0.5 or v * v / (2 * max(gap, 0.05)) > p.max_decel:
+                    continue  # cannot stop before the junction any more
+                add_yield(gap)
+                continue
+            gap = sc - s_front - ext - 1.0
             if gap < -0.5:
-                continue  # we are already in the conflict area: keep going
-            yield_gap = gap if yield_gap is None else min(yield_gap, gap)
+                if t_in > t_ego_out:
+                    continue  # at the conflict already and clearing it first
+                gap = 0.0
+            add_yield(gap)
         if lead_gap is None:
             return None, yield_gap
         return (lead_gap, lead_v), yield_gap

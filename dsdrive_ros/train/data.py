@@ -29,24 +29,18 @@ def preprocessor_for(cfg: DSDriveConfig) -> Preprocessor:
 
 
 class ClipDataset(Dataset):
-    def __init__(self, episodes: list, cfg: DSDriveConfig, tokenizer: DSDriveTokenizer, cache_images: bool = True):
+    def __init__(self, episodes: list, cfg: DSDriveConfig, tokenizer: DSDriveTokenizer):
         self.cfg, self.tokenizer = cfg, tokenizer
         self.items = [_Item(ep, i) for ep in episodes for i in range(len(ep))]
         self.pre = preprocessor_for(cfg)
-        self.cache: dict[tuple[int, int], np.ndarray] | None = {} if cache_images else None
 
     def __len__(self) -> int:
         return len(self.items)
 
     def _images(self, ep, i: int) -> np.ndarray:
-        key = (id(ep), i)
-        if self.cache is not None and key in self.cache:
-            return self.cache[key]
-        frame = ep.frame(i)
-        arr = self.pre(frame.images)[0].copy()  # (NCAM, 3, H, W); the preprocessor reuses its buffer
-        if self.cache is not None:
-            self.cache[key] = arr
-        return arr
+        # decoded on every use: JPEG decoding is cheap next to a training step, and a cache of
+        # normalized float frames would not fit in memory for a real dataset
+        return self.pre(ep.frame(i).images)[0].copy()  # (NCAM, 3, H, W); the preprocessor reuses its buffer
 
     def __getitem__(self, k: int) -> dict:
         cfg = self.cfg

@@ -1,0 +1,89 @@
+"""dsdrive_node in its own process: how the replay tool, the closed-loop harness, tests and
+benchmarks start the real node (one definition of the command line and its environment)."""
+from __future__ import annotations
+
+import os
+import signal
+import subprocess
+import sys
+from pathlib import Path
+from typing import Optional, Sequence
+
+
+def default_params_file() -> Optional[Path]:
+    """config/dsdrive.params.yaml: the installed share copy, else the source tree's."""
+    try:
+        from ament_index_python.packages import get_package_share_directory
+
+        p = Path(get_package_share_directory("dsdrive_ros")) / "config" / "dsdrive.params.yaml"
+        if p.is_file():
+            return p
+    except Exception:  # noqa: BLE001 - no ament index (pip install): fall back to the source tree
+        pass
+    p = Path(__file__).resolve().parents[2] / "config" / "dsdrive.params.yaml"
+    return p if p.is_file() else None
+
+
+def node_env(**extra: str) -> dict[str, str]:
+    env = os.environ.copy()
+    env.setdefault("FASTDDS_BUILTIN_TRANSPORTS", "LARGE_DATA")  # images between processes without loss
+    env["PYTHONUNBUFFERED"] = "1"
+    env.update(extra)
+    return env
+
+
+def node_command(model_dir: Path, params_file: Optional[Path], params: Sequence[str] = (),
+                 ros_args: Sequence[str] = (), module: str = "dsdrive_ros.node.dsdrive_node") -> list[str]:
+    cmd = [sys.executable, "-m", module, "--ros-args", *ros_args]
+    if params_file is not None:
+        cmd += ["--params-file", str(params_file)]
+    cmd += ["-p", f"model_dir:={Path(model_dir).resolve()}"]
+    for p in params:
+        cmd += ["-p", p]
+    return cmd
+
+
+class NodeProcess:
+    """The node as a subprocess, stdout+stderr into `workdir/log_name`.
+
+    cwd = workdir, outside the source tree, so that the colcon-installed dsdrive_ros (the one with
+    dsdrive_ros.msg) is imported.
+    """
+
+    def __init__(self, model_dir: Path, workdir: Path, params: Sequence[str] = (),
+                 params_file: Optional[Path] = None, ros_args: Sequence[str] = (),
+                 module: str = "dsdrive_ros.node.dsdrive_node", log_name: str = "node.log") -> None:
+        workdir = Path(workdir)
+        workdir.mkdir(parents=True, exist_ok=True)
+        self.command = node_command(model_dir, params_file or default_params_file(), params, ros_args, module)
+        self.log_path = workdir / log_name
+        self._log = open(self.log_path, "wb")
+        self.proc = subprocess.Popen(self.command, cwd=workdir, stdout=self._log, stderr=subprocess.STDOUT,
+                                     env=node_env(), start_new_session=True)
+
+    @property
+    def pid(self) -> int:
+        return self.proc.pid
+
+    def alive(self) -> bool:
+        return self.proc.poll() is None
+
+    def log_tail(self, n: int = 3000) -> str:
+        try:
+            if not self._log.closed:
+                self._log.flush()
+            return self.log_path.read_text(errors="replace")[-n:]
+        except OSError:
+            return ""
+
+    def stop(self, timeout: float = 20.0, sig: int = signal.SIGINT) -> Optional[int]:
+        if self.proc.poll() is None:
+            self.proc.send_signal(sig)
+            try:
+                self.proc.wait(timeout)
+            except subprocess.TimeoutExpired:
+                self.proc.kill()
+                self.proc.wait(5)
+        if not self._log.closed:
+            self._log.close()
+        return self.proc.returncode
