@@ -1,0 +1,46 @@
+"""INT8 by explicit Q/DQ: symmetric, calibrated on the sample bag's real frames, runs on ONNX Runtime."""
+import shutil
+from pathlib import Path
+
+import numpy as np
+import onnx
+import pytest
+from onnx import numpy_helper
+
+from dsdrive_ros.export.quantize import quantize_planner
+from dsdrive_ros.runners import ModelSpec, PlannerSession, load_tokenizer, make_runner
+
+SAMPLE = Path(__file__).resolve().parents[1] / "samples" / "sample"
+
+
+@pytest.fixture(scope="module")
+def quantized(model_dir, tmp_path_factory):
+    out = tmp_path_factory.mktemp("q") / "model"
+    shutil.copytree(model_dir, out, ignore=shutil.ignore_patterns("*.int8.onnx", "engines"))
+    report = quantize_planner(out, SAMPLE, n_calib=8, n_eval=8)
+    return out, report
+
+
+def test_qdq_is_symmetric_int8(quantized):
+    out, _ = quantized
+    graph = onnx.load(str(out / "planner.int8.onnx")).graph
+    inits = {i.name: i for i in graph.initializer}
+    q = [n for n in graph.node if n.op_type == "QuantizeLinear"]
+    assert len(q) > 10 and any(n.op_type == "DequantizeLinear" for n in graph.node)
+    for node in q:
+        zp = numpy_helper.to_array(inits[node.input[2]])
+        assert zp.dtype == np.int8 and not zp.any(), f"{node.name}: TensorRT needs zero points of 0"
+
+
+def test_int8_planner_runs_and_reports_error(quantized):
+    out, report = quantized
+    assert report["calibration_frames"] == 8 and report["eval_frames"] == 8
+    err = report["waypoint_error_m"]
+    assert 0 <= err["mean"] <= err["max"] and np.isfinite(err["max"])
+    assert report["bytes"]["int8"] < report["bytes"]["fp32"] / 2
+    spec = ModelSpec.load(out)
+    runner = make_runner(spec, "onnxruntime", "int8")
+    assert runner.name.endswith(":int8")
+    session = PlannerSession(spec, runner, load_tokenizer(spec))
+    result = session.step(np.zeros((1, 4, 3, 128, 224), np.float32), "go straight", 2.0)
+    assert np.isfinite(result["waypoints"]).all()
