@@ -390,3 +390,65 @@ def test_parameters_declared_with_descriptors():
         node.destroy_node()
     finally:
         rclpy.try_shutdown(context=ctx)
+
+
+# ---- robustness additions (see test_faults.py for the same over DDS) ----
+
+def test_diagnostics_robustness_counters():
+    clock = FakeClock()
+    core = PlanningCore(SPEC, FakeSession(), backend="fake", clock=clock, stale_after_ms=500)
+    state = DiagnosticsState()
+    for i in range(5):
+        clock.t += 0.1
+        _send(core, (i + 1) * 100_000_000)
+        core.plan(core.next_set(0))
+    assert evaluate(core.snapshot(), 500, state)[0].level == OK
+    core.counters.inc("future_stamps", 4)
+    core.counters.inc("zero_stamps")
+    st = evaluate(core.snapshot(), 500, state)[0]
+    assert st.level == WARN and "4 future_stamps" in st.message and "1 zero_stamps" in st.message
+    core.counters.inc("qos_incompatible")
+    core.counters.inc("empty_instruction")
+    core.counters.inc("transport_lost", 3)
+    st = evaluate(core.snapshot(), 500, state, {"qos_incompatible_last": "instruction: RELIABILITY"})[0]
+    assert st.level == WARN
+    assert "incompatible QoS: 1 endpoint(s) (instruction: RELIABILITY)" in st.message
+    assert "empty instruction" in st.message and "never reached the node (transport or queue): 3" in st.message
+    assert st.values["qos_incompatible"] == "1" and st.values["transport_lost"] == "3"
+    core.set_instruction("x" * 5000)
+    st = evaluate(core.snapshot(), 500, state)[0]
+    assert st.level == OK and len(st.values["instruction"]) < 250  # counted once, text clipped
+
+
+def test_reset_inputs_discards_held_frames_and_waiting_set():
+    clock = FakeClock()
+    core = PlanningCore(SPEC, FakeSession(), clock=clock)
+    assert _send(core, 100_000_000)
+    core.on_frame("front", 200_000_000, _img())  # held, waiting for the others
+    core.reset_inputs()
+    assert core.next_set(0) is None
+    assert core.counters.get("sets_dropped") == 1
+    for cam in CAMS[1:]:  # the others alone cannot complete the discarded anchor's set
+        assert core.on_frame(cam, 200_000_000, _img()) is False
+    assert _send(core, 300_000_000)
+    out, _ = core.plan(core.next_set(0))
+    assert out.frames_dropped == 1
+
+
+def test_log_throttle():
+    from dsdrive_ros.node.dsdrive_node import LogThrottle
+
+    clock = FakeClock()
+    t = LogThrottle(period_s=2.0, max_keys=3, clock=clock)
+    assert t("a") == 0 and t("a") is None and t("a") is None and t("b") == 0
+    clock.t += 2.5
+    assert t("a") == 2  # two suppressed since the last line
+    for k in "cdef":
+        t(k)
+    assert t("a") == 0  # bounded: the table was reset, not grown
+
+
+def test_parameter_updates_refuse_non_finite():
+    assert "finite" in validate_update("max_camera_skew_ms", float("nan"))
+    assert "finite" in validate_update("reasoning.max_rate_hz", float("inf"))
+    assert validate_update("max_camera_skew_ms", 80.0) is None

@@ -6,7 +6,8 @@ Published on a timer, so silence is visible. Statuses:
 Levels:
   ERROR  no plan for ``stale_after`` (since start or the last plan) or the model failed (the
          latest inference raised / gave an unusable output, or the model never loaded);
-  WARN   planning slower than the anchor camera's frame period, a camera stale (nothing for
+  WARN   planning slower than the anchor camera's frame period (p50 latency > period, or sets
+         dropped by keep-latest since the previous report), a camera stale (nothing for
          ``stale_after``), bad input messages were dropped since the previous report (undecodable
          or implausibly sized frames, zero or future stamps, NaN odometry, non-UTF-8 instruction),
          or since then: an endpoint with incompatible QoS appeared, camera messages never reached the node,
@@ -93,11 +94,18 @@ def evaluate(snap: CoreSnapshot, stale_after_ms: float, state: Optional[Diagnost
     if stale:
         warns.append("stale camera(s): " + ", ".join(stale))
     anchor_rate = snap.camera_rates.get(snap.anchor, 0.0)
+    dropped = c.get("sets_dropped", 0) - state.prev_counters.get("sets_dropped", 0)
+    slow = []
     if snap.latency_p50_ms is not None and anchor_rate > 0:
         period_ms = 1000.0 / anchor_rate
         if snap.latency_p50_ms > period_ms:
-            warns.append(f"planning slower than frames ({snap.latency_p50_ms:.0f} ms > "
-                         f"{period_ms:.0f} ms period)")
+            slow.append(f"{snap.latency_p50_ms:.0f} ms > {period_ms:.0f} ms period")
+    if dropped > 0:
+        # sets replaced while the planner was busy: overload even when the received frame rate
+        # looks low (frames the executor never took do not show in the rate)
+        slow.append(f"{dropped} sets dropped since the last report")
+    if slow:
+        warns.append(f"planning slower than frames ({'; '.join(slow)})")
     bad = {k: c.get(k, 0) - state.prev_counters.get(k, 0) for k in _BAD_INPUT}
     bad = {k: v for k, v in bad.items() if v > 0}
     if bad:

@@ -25,7 +25,7 @@ Events (`state.events`, `Episode.infractions`):
   * off_route (not an infraction count: the distance is summed): the centre is farther from the route
     polyline than the lane width there.
   * status events ending the route: route_completed, route_deviation (> 30 m off), blocked (no motion
-    for 90 s), timeout.
+    for 180 s), timeout.
 """
 from __future__ import annotations
 
@@ -66,7 +66,7 @@ class EpisodeConfig:
     agent_radius: float = 80.0  # agents read from SUMO (and drawn)
     state_radius: float = 60.0  # agents listed in SceneState.agents
     max_time_s: float | None = None  # default: max(180, route length / 1.5)
-    blocked_s: float = 90.0
+    blocked_s: float = 180.0  # CARLA leaderboard: blocked after 180 s
     deviation_m: float = 30.0
     complete_m: float = 2.0  # route completed when the centre is this close to the end
     waypoints: int = 5
@@ -213,6 +213,8 @@ class Episode:
         self._lane_stop: dict[str, list] = {}
         for sl in self.world.static.stop_lines:
             self._lane_stop.setdefault(sl.lane, []).append(sl)
+        self._sl_lanes = sorted(self._lane_stop.items())
+        self._sl_mid = np.array([0.5 * (v[0].p0 + v[0].p1) for _, v in self._sl_lanes]).reshape(-1, 2)
         self._route_links = {j.in_lane: (j.tls, j.link_index) for j in self.route.junctions
                              if j.tls is not None}
         L = self.route.length
@@ -274,13 +276,13 @@ class Episode:
         # red light: the front bumper crossed a signalised stop line
         f0 = np.asarray(prev_front)
         f1 = np.asarray(e.front_bumper())
-        if np.hypot(*(f1 - f0)) > 1e-6:
+        if (f1[0] - f0[0]) ** 2 + (f1[1] - f0[1]) ** 2 > 1e-12 and len(self._sl_mid):
+            near = np.nonzero((np.abs(self._sl_mid[:, 0] - f1[0]) < 8.0)
+                              & (np.abs(self._sl_mid[:, 1] - f1[1]) < 8.0))[0]
             tls_states = None
-            for lane, sls in self._lane_stop.items():
+            for idx in near:
+                lane, sls = self._sl_lanes[idx]
                 sl = sls[0]
-                mid = 0.5 * (sl.p0 + sl.p1)
-                if abs(mid[0] - f1[0]) > 8 or abs(mid[1] - f1[1]) > 8:
-                    continue
                 if not _segments_cross(f0, f1, sl.p0, sl.p1):
                     continue
                 if tls_states is None:

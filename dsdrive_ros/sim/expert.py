@@ -50,7 +50,7 @@ class ExpertParams:
     stop_line_margin: float = 1.0  # m between the front bumper and the stop line when stopped
     lateral: str = "cg"  # "cg" (centre tracking with preview) | "pure_pursuit"
     preview_s: float = 0.25
-    k_lateral: float = 1.5
+    k_lateral: float = 3.0
     v_soft: float = 1.0
     lookahead_min: float = 3.0
     lookahead_gain: float = 0.3  # s
@@ -61,6 +61,9 @@ class ExpertParams:
     corridor_margin_vehicle: float = 0.45  # m added to both half widths
     corridor_margin_ped: float = 0.5
     ped_kerb_margin: float = 0.15  # pedestrians standing still or walking along our path
+    sweep_margin: float = 0.3  # inflation of both boxes when sweeping past a standing agent
+    sweep_margin_min: float = 0.1  # ... after `patience_s` at standstill
+    patience_s: float = 3.0
     path_ahead_m: float = 55.0
     yield_buffer_s: float = 1.5  # ego must pass a conflict this much before the other arrives
 
@@ -96,6 +99,27 @@ def _travel_time(d: float, v: float, v_max: float, a: float = 1.5) -> float:
     return t_acc + (d - d_acc) / v_max
 
 
+def _boxes(x: np.ndarray, y: np.ndarray, yaw: np.ndarray, L: float, W: float) -> np.ndarray:
+    c, s = np.cos(yaw), np.sin(yaw)
+    loc = np.array([[0.5, 0.5], [0.5, -0.5], [-0.5, -0.5], [-0.5, 0.5]]) * [L, W]
+    X = x[:, None] + c[:, None] * loc[None, :, 0] - s[:, None] * loc[None, :, 1]
+    Y = y[:, None] + s[:, None] * loc[None, :, 0] + c[:, None] * loc[None, :, 1]
+    return np.stack([X, Y], 2)
+
+
+def _sat_many(A: np.ndarray, B: np.ndarray) -> np.ndarray:
+    """Overlap of each rectangle A[i] (n, 4, 2) with rectangle B (4, 2) (separating axes)."""
+    n = len(A)
+    axes = [A[:, 1] - A[:, 0], A[:, 3] - A[:, 0],
+            np.broadcast_to(B[1] - B[0], (n, 2)), np.broadcast_to(B[3] - B[0], (n, 2))]
+    sep = np.zeros(n, bool)
+    for ax in axes:
+        pa = np.einsum("nkd,nd->nk", A, ax)
+        pb = np.einsum("kd,nd->nk", B, ax)
+        sep |= (pa.max(1) < pb.min(1)) | (pb.max(1) < pa.min(1))
+    return ~sep
+
+
 class Expert:
     """Agent interface: `reset(info)`, `act(state, images) -> Control` (see sim/episode.py)."""
 
@@ -120,12 +144,16 @@ class Expert:
         self._static = info.world.static
         self._traci = info.world.traci
         self._lane_cache: dict = {}
+        self._path_cache: dict = {}
+        self._dt = float(info.dt)
+        self._still_s = 0.0
 
     # ------------------------------------------------------------------------------------------
     def act(self, state: SceneState, images=None) -> Control:
         p, e, r = self.p, self.ego, self.route
         s, _ = self.tracker.update(state.x, state.y)
         v = state.speed
+        self._still_s = self._still_s + self._dt if v < 0.1 else 0.0
         half_len = 0.5 * e.length
         s_front = s + half_len
 
@@ -175,7 +203,8 @@ class Expert:
         a = max(min(acc[reason], e.max_accel), -p.max_decel)
         if v < 0.05 and a < 0:
             a = -1.0  # hold
-        self.debug = {"s": s, "v_des": v_des, "acc": acc, "reason": reason, "stops": stops}
+        self.debug = {"s": s, "v_des": v_des, "acc": acc, "reason": reason, "stops": stops,
+                      "yield_by": getattr(self, "_yield_by", "")}
 
         # -- action label
         jn = r.next_junction(s)
@@ -270,38 +299,54 @@ class Expert:
         p0 = shape[k - 1] + t * (shape[k] - shape[k - 1])
         return np.vstack([p0[None], shape[k:]])
 
-    def _vehicle_path(self, a, need: float) -> np.ndarray:
-        """Where SUMO vehicle `a` will drive: its centre, then its lanes ahead (internal lanes
-        included), cut at its stop line when its next link is red (or yellow and stoppable)."""
+    def _vehicle_path(self, a) -> tuple[np.ndarray, np.ndarray, float] | None:
+        """Where SUMO vehicle `a` will drive: (polyline, its arc lengths, the vehicle centre's arc
+        position). The polyline runs from the start of its current lane through its next lanes
+        (internal junction lanes included), ~100 m, cut at its stop line when its next link is red
+        (or yellow and it can stop). Cached per (lane, next links, cut)."""
         tr = self._traci
         try:
             lane = tr.vehicle.getLaneID(a.id)
             pos = tr.vehicle.getLanePosition(a.id)
             links = tr.vehicle.getNextLinks(a.id)
         except Exception:  # noqa: BLE001 - vehicle left the simulation
-            return np.array([[a.x, a.y]])
-        pieces = [np.array([[a.x, a.y]]), self._lane_piece(lane, pos)]
-        total = max(self._lane(lane)[1][-1] - pos, 0.0) if len(self._lane(lane)[1]) else 0.0
+            return None
+        if not lane:
+            return None
+        cut = False
+        if links and not lane.startswith(":"):
+            st = links[0][5]
+            lane_len = self._lane(lane)[1][-1] if len(self._lane(lane)[1]) else 0.0
+            if st in "rRu" or (st in "yY" and a.speed ** 2 / (2 * 4.0) < lane_len - pos):
+                cut = True
+        key = (lane, tuple((ln[0], ln[4]) for ln in links[:3]), cut)
+        poly = self._path_cache.get(key)
+        if poly is None:
+            poly = self._build_path(lane, links[:3], cut)
+            if len(self._path_cache) > 5000:
+                self._path_cache.clear()
+            self._path_cache[key] = poly
+        P, cum = poly
+        return P, cum, pos - 0.5 * a.length
+
+    def _build_path(self, lane: str, links, cut: bool):
+        tr = self._traci
+        pieces = [self._lane(lane)[0]]
+        total = self._lane(lane)[1][-1] if len(self._lane(lane)[1]) else 0.0
         cur = lane
         guard = 0
-        while cur.startswith(":") and total < need and guard < 6:  # finish the junction
+        while not cut and cur.startswith(":") and guard < 6:  # finish the junction
             guard += 1
             nxt = tr.lane.getLinks(cur)
             if not nxt:
                 break
             cur = nxt[0][4] or nxt[0][0]
-            pieces.append(self._lane_piece(cur))
+            pieces.append(self._lane(cur)[0])
             total += self._lane(cur)[1][-1] if len(self._lane(cur)[1]) else 0.0
-        first = True
-        for ln in links:
-            if total >= need:
+        for ln in ([] if cut else links):
+            if total >= 100.0:
                 break
-            to, via, state = ln[0], ln[4], ln[5]
-            if first and not lane.startswith(":"):
-                dist = max(self._lane(lane)[1][-1] - pos, 0.0) if len(self._lane(lane)[1]) else 0
-                if state in "rRu" or (state in "yY" and a.speed ** 2 / (2 * 4.0) < dist):
-                    break  # it stops at its stop line
-            first = False
+            to, via = ln[0], ln[4]
             if to == cur:
                 continue
             chain = []
@@ -312,26 +357,27 @@ class Expert:
                 nx = tr.lane.getLinks(v)
                 g2 += 1
                 v = (nx[0][4] or nx[0][0]) if nx else ""
-                if v and not v.startswith(":"):
-                    break
             for c in chain + [to]:
-                pieces.append(self._lane_piece(c))
+                pieces.append(self._lane(c)[0])
                 total += self._lane(c)[1][-1] if len(self._lane(c)[1]) else 0.0
             cur = to
         P = np.vstack([q for q in pieces if len(q)])
-        return P
+        if len(P) >= 2:
+            keep = np.concatenate([[True], np.hypot(*np.diff(P, axis=0).T) > 1e-6])
+            P = P[keep]
+        cum = np.concatenate([[0.0], np.cumsum(np.hypot(*np.diff(P, axis=0).T))]) \
+            if len(P) >= 2 else np.zeros(len(P))
+        return P, cum
 
     @staticmethod
-    def _along(P: np.ndarray, dist: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
-        """Points and headings at distances `dist` along polyline P."""
+    def _along(P: np.ndarray, cum: np.ndarray, dist: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+        """Points and headings at arc positions `dist` along polyline P (clamped to its ends)."""
         if len(P) < 2:
             return np.repeat(P[:1], len(dist), 0), np.zeros(len(dist))
-        seg = np.hypot(*np.diff(P, axis=0).T)
-        cum = np.concatenate([[0.0], np.cumsum(seg)])
         d = np.clip(dist, 0.0, cum[-1])
         x = np.interp(d, cum, P[:, 0])
         y = np.interp(d, cum, P[:, 1])
-        k = np.clip(np.searchsorted(cum, d, side="right") - 1, 0, len(seg) - 1)
+        k = np.clip(np.searchsorted(cum, d, side="right") - 1, 0, len(P) - 2)
         dd = P[k + 1] - P[k]
         return np.stack([x, y], 1), np.arctan2(dd[:, 1], dd[:, 0])
 
@@ -350,6 +396,7 @@ class Expert:
         what is in its path now and for pedestrians (stopping inside a junction leaves it in the
         cross traffic's path)."""
         p, e, r = self.p, self.ego, self.route
+        self._yield_by = ""
         if not state.agents:
             return None, None
         i0 = r.index_at(s - 0.5 * e.length)
@@ -374,50 +421,88 @@ class Expert:
                     return j
             return None
 
-        def add_yield(g: float) -> None:
+        def add_yield(g: float, why: str = "") -> None:
             nonlocal yield_gap
-            yield_gap = g if yield_gap is None else min(yield_gap, g)
+            if yield_gap is None or g < yield_gap:
+                yield_gap = g
+                self._yield_by = f"{a.id}:{why}"
 
-        for a in state.agents:
-            if a.rel_x < -30.0 or a.rel_x ** 2 + a.rel_y ** 2 > 65.0 ** 2:
-                continue
+        # cheap prefilter: who can reach our path within the horizon at all
+        ags = [a for a in state.agents if a.rel_x > -30.0 and a.rel_x ** 2 + a.rel_y ** 2 < 65.0 ** 2]
+        if not ags:
+            return None, None
+        pos = np.array([[a.x, a.y] for a in ags])
+        d0 = np.sqrt(((pos[:, None, :] - path[None, :, :]) ** 2).sum(2)).min(1)
+        H = p.horizon_s
+        cand = []
+        for a, dd in zip(ags, d0):
             ped = a.kind == "pedestrian"
-            tracks = []  # (points, yaws) for the fast and the slow profile
+            if ped:
+                reach = a.speed * H
+            elif a.speed > 1.0:
+                reach = min(a.speed * H + 0.5 * p.agent_accel * H * H, p.agent_vmax * H)
+            else:
+                reach = a.speed * H
+            if dd < reach + hw_e + 0.5 * max(a.length, a.width) + 1.5:
+                cand.append(a)
+        if not cand:
+            return None, None
+        # tracks: two per agent (earliest-arrival "fast" and constant-speed "slow")
+        tr_pts, tr_yaw, tr_L, tr_W, tr_ped, tr_spd = [], [], [], [], [], []
+        for a in cand:
+            ped = a.kind == "pedestrian"
             if ped:
                 vel = np.array([math.cos(a.yaw), math.sin(a.yaw)]) * a.speed
                 pts = np.array([a.x, a.y]) + vel[None] * T[:, None]
                 tracks = [(pts, np.full(len(T), a.yaw))] * 2
-                L, W = 0.6, 0.6
             else:
                 moving = a.speed > 1.0
                 fast = a.speed * T + (0.5 * p.agent_accel * T ** 2 if moving else 0.0)
-                fast = np.minimum(fast, a.speed * T + np.maximum(p.agent_vmax - a.speed, 0) * T)
-                need = float(fast[-1]) + 2.0
-                P = self._vehicle_path(a, need) if self._traci is not None else None
-                if P is None or len(P) < 2:
-                    hd = np.array([math.cos(a.yaw), math.sin(a.yaw)])
-                    P = np.array([[a.x, a.y], [a.x + hd[0] * (need + 1), a.y + hd[1] * (need + 1)]])
+                fast = np.minimum(fast, a.speed * T + max(p.agent_vmax - a.speed, 0.0) * T)
+                src = self._vehicle_path(a) if self._traci is not None else None
+                tracks = []
                 for dist in (fast, a.speed * T):
-                    pts, yaws = self._along(P, dist)
-                    yaws[0] = a.yaw
+                    if src is None or len(src[0]) < 2:
+                        hd = np.array([math.cos(a.yaw), math.sin(a.yaw)])
+                        pts = np.array([a.x, a.y]) + hd[None] * dist[:, None]
+                        yaws = np.full(len(T), a.yaw)
+                    else:
+                        P, cum, off = src
+                        pts, yaws = self._along(P, cum, max(off, 0.0) + dist)
+                        pts[0] = (a.x, a.y)
+                        yaws[0] = a.yaw
                     tracks.append((pts, yaws))
-                L, W = a.length, a.width
-            res = []
             for pts, yaws in tracks:
-                d = np.linalg.norm(pts[:, None, :] - path[None, :, :], axis=2)  # (T, P)
-                k = d.argmin(1)
-                dmin = d[np.arange(len(T)), k]
-                dyaw = yaws - path_yaw[k]
-                ext_perp = 0.5 * (L * np.abs(np.sin(dyaw)) + W * np.abs(np.cos(dyaw)))
-                ext_along = 0.5 * (L * np.abs(np.cos(dyaw)) + W * np.abs(np.sin(dyaw)))
-                if ped:
-                    # pedestrians standing at the kerb or walking along our path get a small
-                    # margin; those walking across get the full one
-                    across = (a.speed > 0.2) & (np.abs(np.cos(dyaw)) < 0.8)
-                    margin = np.where(across, p.corridor_margin_ped, p.ped_kerb_margin)
-                else:
-                    margin = p.corridor_margin_vehicle
-                res.append((dmin < hw_e + ext_perp + margin, k, dyaw, ext_along))
+                tr_pts.append(pts)
+                tr_yaw.append(yaws)
+            L, W = (0.6, 0.6) if ped else (a.length, a.width)
+            tr_L.append(L)
+            tr_W.append(W)
+            tr_ped.append(ped)
+            tr_spd.append(a.speed)
+        TP = np.array(tr_pts)  # (2n, T, 2)
+        TY = np.array(tr_yaw)
+        n = len(cand)
+        Lr = np.repeat(np.array(tr_L), 2)[:, None]
+        Wr = np.repeat(np.array(tr_W), 2)[:, None]
+        pedr = np.repeat(np.array(tr_ped), 2)[:, None]
+        spdr = np.repeat(np.array(tr_spd), 2)[:, None]
+        D2 = ((TP[:, :, None, :] - path[None, None, :, :]) ** 2).sum(3)  # (2n, T, P)
+        K = D2.argmin(2)
+        DMIN = np.sqrt(np.take_along_axis(D2, K[..., None], 2)[..., 0])
+        DYAW = TY - path_yaw[K]
+        sn, cs = np.abs(np.sin(DYAW)), np.abs(np.cos(DYAW))
+        EXT_P = 0.5 * (Lr * sn + Wr * cs)
+        EXT_A = 0.5 * (Lr * cs + Wr * sn)
+        # pedestrians standing at the kerb or walking along our path get a small margin, those
+        # walking across the full one
+        MARGIN = np.where(pedr, np.where((spdr > 0.2) & (cs < 0.8), p.corridor_margin_ped,
+                                         p.ped_kerb_margin), p.corridor_margin_vehicle)
+        INSIDE = DMIN < hw_e + EXT_P + MARGIN
+        for ia, a in enumerate(cand):
+            ped = tr_ped[ia]
+            res = [(INSIDE[2 * ia + q], K[2 * ia + q], DYAW[2 * ia + q], EXT_A[2 * ia + q])
+                   for q in (0, 1)]
             inside, k, dyaw, ext_along = res[0]
             if not inside.any():
                 continue
@@ -427,14 +512,26 @@ class Expert:
                 if sc < s_front - 0.5 or sc < ego_rear + 0.5:
                     continue  # beside or behind us
                 along = math.cos(dyaw[0])
+                if a.speed < 0.5:
+                    # standing: sweep the ego's box along the path for the exact free distance
+                    free = self._free_distance(s, a, ped)
+                    if free is None:
+                        continue  # we pass it
+                    if not ped and along > 0.7:  # a queue: follow it
+                        gap = free + 1.0
+                        if lead_gap is None or gap < lead_gap:
+                            lead_gap, lead_v = gap, 0.0
+                    else:
+                        add_yield(free - 0.5, "standing")
+                    continue
                 if not ped and along > 0.7:
                     gap = sc - float(ext_along[0]) - s_front
                     if gap > -1.0 and (lead_gap is None or gap < lead_gap):
                         lead_gap, lead_v = gap, max(a.speed * along, 0.0)
                     continue
-                gap = sc - float(ext_along[0]) - s_front - 1.0  # crossing / standing in our path
+                gap = sc - float(ext_along[0]) - s_front - 1.0  # crossing our path
                 if gap > -1.5:
-                    add_yield(gap)
+                    add_yield(gap, "crossing")
                 continue
             if sc < s_front - 0.5:
                 continue
@@ -462,17 +559,40 @@ class Expert:
                 gap = j.s_entry - s_front - p.stop_line_margin
                 if gap < -0.5 or v * v / (2 * max(gap, 0.05)) > p.max_decel:
                     continue  # cannot stop before the junction any more
-                add_yield(gap)
+                add_yield(gap, "junction")
                 continue
             gap = sc - s_front - ext - 1.0
             if gap < -0.5:
                 if t_in > t_ego_out:
                     continue  # at the conflict already and clearing it first
                 gap = 0.0
-            add_yield(gap)
+            add_yield(gap, "conflict")
         if lead_gap is None:
             return None, yield_gap
         return (lead_gap, lead_v), yield_gap
+
+    def _free_distance(self, s: float, a, ped: bool, ahead: float = 25.0) -> float | None:
+        """Centre travel (m) until the ego's box, moved along the path, touches agent a's box
+        (both inflated by `sweep_margin`); None if it never does within `ahead` m."""
+        e, r = self.ego, self.route
+        sq = np.arange(s, min(s + ahead, r.length) + 1e-9, 0.5)
+        if len(sq) == 0:
+            return None
+        xs = np.interp(sq, r.s, r.points[:, 0])
+        ys = np.interp(sq, r.s, r.points[:, 1])
+        i = np.clip(np.searchsorted(r.s, sq), 1, len(r.s) - 1)
+        d = r.points[i] - r.points[i - 1]
+        yaw = np.arctan2(d[:, 1], d[:, 0])
+        # after a while at standstill, squeeze past with a smaller margin (standing agents in a
+        # junction are often waiting for us)
+        m = self.p.sweep_margin if self._still_s < self.p.patience_s else self.p.sweep_margin_min
+        ego = _boxes(xs, ys, yaw, e.length + 2 * m, e.width + 2 * m)  # (n, 4, 2)
+        L, W = (0.6, 0.6) if ped else (a.length, a.width)
+        other = _boxes(np.array([a.x]), np.array([a.y]), np.array([a.yaw]), L + 2 * m, W + 2 * m)[0]
+        hit = _sat_many(ego, other)
+        if not hit.any():
+            return None
+        return float(sq[int(np.argmax(hit))] - s)
 
     def _plan(self, state: SceneState, s: float, v: float, v_des: float, stops: dict[str, float],
               lead) -> list[list[float]]:

@@ -15,6 +15,7 @@ step on which the ego's progress first reaches the instruction's `s_end`.
 """
 from __future__ import annotations
 
+import bisect
 import math
 import random
 from dataclasses import dataclass, field
@@ -143,16 +144,29 @@ class Route:
         d = np.gradient(self.points, axis=0)
         return np.arctan2(d[:, 1], d[:, 0])
 
+    def _lists(self):
+        c = self.__dict__.get("_cache_lists")
+        if c is None:
+            c = (self.s.tolist(), self.points[:, 0].tolist(), self.points[:, 1].tolist())
+            self.__dict__["_cache_lists"] = c
+        return c
+
     def index_at(self, s: float) -> int:
-        return int(np.clip(np.searchsorted(self.s, s), 0, len(self.s) - 1))
+        """Index of the first polyline point at or after arc length s (clamped)."""
+        sl = self._lists()[0]
+        return min(bisect.bisect_left(sl, s), len(sl) - 1)
 
     def point_at(self, s: float) -> tuple[float, float, float]:
-        s = float(np.clip(s, 0.0, self.length))
-        x = float(np.interp(s, self.s, self.points[:, 0]))
-        y = float(np.interp(s, self.s, self.points[:, 1]))
-        i = min(max(self.index_at(s), 1), len(self.s) - 1)
-        d = self.points[i] - self.points[i - 1]
-        return x, y, math.atan2(d[1], d[0])
+        """(x, y, heading) at arc length s (clamped to the route)."""
+        sl, xl, yl = self._lists()
+        n = len(sl)
+        s = min(max(float(s), 0.0), sl[-1])
+        i = min(max(bisect.bisect_left(sl, s), 1), n - 1)
+        s0, s1 = sl[i - 1], sl[i]
+        t = (s - s0) / (s1 - s0) if s1 > s0 else 0.0
+        x = xl[i - 1] + t * (xl[i] - xl[i - 1])
+        y = yl[i - 1] + t * (yl[i] - yl[i - 1])
+        return x, y, math.atan2(yl[i] - yl[i - 1], xl[i] - xl[i - 1])
 
     def points_between(self, s0: float, s1: float) -> np.ndarray:
         i0, i1 = self.index_at(s0), self.index_at(s1)

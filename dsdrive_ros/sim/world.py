@@ -149,6 +149,9 @@ _VTYPES = """<additional>
 """
 
 
+_DEMAND_VERSION = 1
+
+
 def _run(cmd: list[str], cwd: str) -> None:
     r = subprocess.run(cmd, cwd=cwd, capture_output=True, text=True)
     if r.returncode != 0:
@@ -207,7 +210,10 @@ def generate_world(town: str, seed: int = 0, cache: str | os.PathLike | None = N
         raise KeyError(f"unknown town {town!r}; known: {sorted(TOWNS)}")
     spec = TOWNS[town]
     root = Path(cache) if cache is not None else cache_dir()
-    final = root / f"{town}_s{seed}"
+    # the key includes the generator settings, so changing a preset never reuses stale files
+    recipe = json.dumps([spec.net_args, _COMMON, spec.vehicle_density, spec.ped_density, end_s,
+                         spec.seeded_net, _VTYPES, _DEMAND_VERSION])
+    final = root / f"{town}_s{seed}_{hashlib.sha1(recipe.encode()).hexdigest()[:8]}"
     if (final / "world.json").exists() and not force:
         return _files_from_dir(final)
     if force and final.exists():
@@ -234,7 +240,9 @@ def demand_for_net(net_file: str | os.PathLike, seed: int = 0,
     net_file = Path(net_file)
     digest = hashlib.sha1(net_file.read_bytes()).hexdigest()[:12]
     root = Path(cache) if cache is not None else cache_dir()
-    final = root / f"net-{net_file.name.split('.')[0]}-{digest}_s{seed}"
+    recipe = json.dumps([vehicle_density, ped_density, end_s, _VTYPES, _DEMAND_VERSION])
+    final = root / (f"net-{net_file.name.split('.')[0]}-{digest}_s{seed}_"
+                    f"{hashlib.sha1(recipe.encode()).hexdigest()[:8]}")
     if (final / "world.json").exists():
         return _files_from_dir(final)
     root.mkdir(parents=True, exist_ok=True)
@@ -404,7 +412,7 @@ class World:
                 "-a", ",".join(f.additional), "--step-length", f"{self.step_length:g}",
                 "--collision.check-junctions", "true", "--collision.action", "warn",
                 "--no-step-log", "true", "--no-warnings", "true", "--seed", str(self.seed),
-                "--time-to-teleport", "120", "--threads", "1",
+                "--time-to-teleport", "60", "--threads", "1",
                 "--pedestrian.model", "striping", *self.sumo_args]
 
     def start(self) -> None:
