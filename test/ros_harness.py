@@ -6,10 +6,7 @@ Real rclpy, real DDS, one process per side. ROS_DOMAIN_ID comes from conftest (p
 from __future__ import annotations
 
 import collections
-import os
 import signal
-import subprocess
-import sys
 import threading
 import time
 from pathlib import Path
@@ -17,55 +14,26 @@ from typing import Any, Callable, Optional, Sequence
 
 import numpy as np
 
+from dsdrive_ros.node import process
+
 REPO_ROOT = Path(__file__).resolve().parents[1]
 PARAMS_FILE = REPO_ROOT / "config" / "dsdrive.params.yaml"
 CAMERAS = ["front", "left", "right", "rear"]
 
 
-def ros_env(**extra: str) -> dict[str, str]:
-    env = os.environ.copy()
-    env["FASTDDS_BUILTIN_TRANSPORTS"] = "LARGE_DATA"
-    env["PYTHONUNBUFFERED"] = "1"
-    env.update(extra)
-    return env
-
-
-class NodeProcess:
-    """python -m dsdrive_ros.node.dsdrive_node in its own process (cwd outside the source tree, so
-    the colcon-installed dsdrive_ros — with dsdrive_ros.msg — is the one imported)."""
+class NodeProcess(process.NodeProcess):
+    """dsdrive_node in its own process (the package's launcher) with the tests' conveniences."""
 
     def __init__(self, model_dir: Path, workdir: Path, params: Sequence[str] = (),
                  params_file: Optional[Path] = PARAMS_FILE, ros_args: Sequence[str] = (),
                  module: str = "dsdrive_ros.node.dsdrive_node") -> None:
-        self.log_path = workdir / "dsdrive_node.log"
-        cmd = [sys.executable, "-m", module, "--ros-args", *ros_args]
-        if params_file is not None:
-            cmd += ["--params-file", str(params_file)]
-        cmd += ["-p", f"model_dir:={model_dir}"]
-        for p in params:
-            cmd += ["-p", p]
-        self._log = open(self.log_path, "wb")
-        self.proc = subprocess.Popen(cmd, cwd=workdir, stdout=self._log, stderr=subprocess.STDOUT,
-                                     env=ros_env(), start_new_session=True)
-
-    def alive(self) -> bool:
-        return self.proc.poll() is None
+        super().__init__(model_dir, workdir, params, params_file, ros_args, module, log_name="dsdrive_node.log")
 
     def log(self) -> str:
-        if not self._log.closed:
-            self._log.flush()
-        return self.log_path.read_text(errors="replace")
+        return self.log_tail(n=10**9)
 
     def stop(self, sig: int = signal.SIGINT, timeout: float = 20.0) -> int:
-        if self.proc.poll() is None:
-            self.proc.send_signal(sig)
-            try:
-                self.proc.wait(timeout)
-            except subprocess.TimeoutExpired:
-                self.proc.kill()
-                self.proc.wait(5)
-        self._log.close()
-        return self.proc.returncode
+        return super().stop(timeout, sig)
 
     def __enter__(self) -> "NodeProcess":
         return self

@@ -141,6 +141,13 @@ class Expert:
         self._kappa = np.convolve(self._kappa, k, mode="same")
         vc = np.sqrt(self.p.a_lat / np.maximum(self._kappa, 1e-4))
         self._vcurve = np.minimum(vc, np.minimum(self.route.speed_limit, self.p.max_speed))
+        # the path used to look for other agents runs on straight past the route's end
+        P, S = self.route.points, self.route.s
+        d = P[-1] - P[-2]
+        d = d / max(float(np.hypot(*d)), 1e-9)
+        ext = np.arange(1.0, 41.0)
+        self._pp = np.vstack([P, P[-1] + ext[:, None] * d])
+        self._ps = np.concatenate([S, S[-1] + ext])
         self._static = info.world.static
         self._traci = info.world.traci
         self._lane_cache: dict = {}
@@ -399,10 +406,10 @@ class Expert:
         self._yield_by = ""
         if not state.agents:
             return None, None
-        i0 = r.index_at(s - 0.5 * e.length)
-        i1 = r.index_at(s + p.path_ahead_m)
-        path = r.points[i0:i1 + 1]
-        path_s = r.s[i0:i1 + 1]
+        i0 = int(np.searchsorted(self._ps, s - 0.5 * e.length))
+        i1 = int(np.searchsorted(self._ps, s + p.path_ahead_m))
+        path = self._pp[i0:i1 + 1]
+        path_s = self._ps[i0:i1 + 1]
         if len(path) < 2:
             return None, None
         tang = np.gradient(path, axis=0)
@@ -574,14 +581,15 @@ class Expert:
     def _free_distance(self, s: float, a, ped: bool, ahead: float = 25.0) -> float | None:
         """Centre travel (m) until the ego's box, moved along the path, touches agent a's box
         (both inflated by `sweep_margin`); None if it never does within `ahead` m."""
-        e, r = self.ego, self.route
-        sq = np.arange(s, min(s + ahead, r.length) + 1e-9, 0.5)
+        e = self.ego
+        PS, PP = self._ps, self._pp
+        sq = np.arange(s, min(s + ahead, PS[-1]) + 1e-9, 0.5)
         if len(sq) == 0:
             return None
-        xs = np.interp(sq, r.s, r.points[:, 0])
-        ys = np.interp(sq, r.s, r.points[:, 1])
-        i = np.clip(np.searchsorted(r.s, sq), 1, len(r.s) - 1)
-        d = r.points[i] - r.points[i - 1]
+        xs = np.interp(sq, PS, PP[:, 0])
+        ys = np.interp(sq, PS, PP[:, 1])
+        i = np.clip(np.searchsorted(PS, sq), 1, len(PS) - 1)
+        d = PP[i] - PP[i - 1]
         yaw = np.arctan2(d[:, 1], d[:, 0])
         # after a while at standstill, squeeze past with a smaller margin (standing agents in a
         # junction are often waiting for us)
