@@ -90,7 +90,7 @@ $(SAMPLE_DIR): | $(BUILD_STAMP)
 	$(ROS_ENV) && python scripts/make_sample_bag.py --out $(SAMPLE_DIR)
 
 demo: build model $(SAMPLE_BAG)
-	$(ROS_ENV) && dsdrive-replay $(SAMPLE_BAG) --model-dir $(MODEL_DIR) --out $(DEMO_OUT)
+	$(ROS_ENV) && dsdrive-replay $(SAMPLE_BAG) --model-dir $(MODEL_DIR) --out $(DEMO_OUT) --overwrite
 	@echo
 	@reports=$$(find $(DEMO_OUT) -maxdepth 1 -type f -iname 'report*' 2>/dev/null | sort); \
 	if [ -n "$$reports" ]; then echo "demo report:"; echo "$$reports" | sed 's/^/  /'; \

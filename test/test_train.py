@@ -54,7 +54,8 @@ def test_train_resume_and_evaluate(dataset, tmp_path):
     assert any(r["val_ade_m"] for r in rows)
     assert (tmp_path / "run" / "loss_curve.png").stat().st_size > 1000
     m = json.loads((tmp_path / "run" / "open_loop.json").read_text())
-    assert {"ade_m", "fde_m", "end_accuracy", "reasoning_token_accuracy", "plan_reasoning_consistency"} <= set(m)
+    assert {"ade_m", "fde_m", "end_accuracy", "reasoning_token_accuracy", "plan_reasoning_consistency",
+            "constant_velocity_ade_m"} <= set(m)
     model = load_checkpoint(tmp_path / "run" / "last")
     assert model.cfg.image_height == 64
     # resume: 10 more steps continue from step 30, not from scratch

@@ -13,8 +13,23 @@ log = logging.getLogger(__name__)
 PREFERRED_PROVIDERS = ["CUDAExecutionProvider", "CPUExecutionProvider"]
 
 
+def session_options(threads: int, spinning: bool) -> ort.SessionOptions:
+    opts = ort.SessionOptions()
+    opts.intra_op_num_threads = threads
+    opts.graph_optimization_level = ort.GraphOptimizationLevel.ORT_ENABLE_ALL
+    # Spin-waiting pool threads burn the cores that the other graph, the ROS executor and other
+    # processes need; on a shared 2-core CPU the planner ran 3-8x slower with it (bench/node_bench.py).
+    opts.add_session_config_entry("session.intra_op.allow_spinning", "1" if spinning else "0")
+    return opts
+
+
 class OnnxRuntimeRunner:
-    def __init__(self, spec: ModelSpec, precision: str = "fp32", threads: int = 0, warmup: bool = True):
+    """threads: the planner's intra-op threads (0 = one per physical core). The reasoner decodes one
+    token at a time (tiny matmuls) on its caller's thread alone: no pool of its own competing with
+    the planner's (its caller, the reasoning thread, runs at a lower priority)."""
+
+    def __init__(self, spec: ModelSpec, precision: str = "fp32", threads: int = 0, warmup: bool = True,
+                 reasoner_threads: int = 1, spinning: bool = False):
         if precision not in ("fp32", "int8"):
             raise RunnerError(f"ONNX Runtime runs fp32 or int8 (Q/DQ) here, not {precision!r}; "
                               "fp16 needs the TensorRT backend")
@@ -25,12 +40,11 @@ class OnnxRuntimeRunner:
             if not planner_path.is_file():
                 raise RunnerError(f"{planner_path} is missing: run export/quantize.py --onnx-dir {spec.dir}")
         providers = [p for p in PREFERRED_PROVIDERS if p in ort.get_available_providers()]
-        opts = ort.SessionOptions()
-        opts.intra_op_num_threads = threads
-        opts.graph_optimization_level = ort.GraphOptimizationLevel.ORT_ENABLE_ALL
         try:
-            self.planner = ort.InferenceSession(str(planner_path), opts, providers=providers)
-            self.reasoner = ort.InferenceSession(str(spec.file("reasoner")), opts, providers=providers)
+            self.planner = ort.InferenceSession(str(planner_path), session_options(threads, spinning),
+                                                providers=providers)
+            self.reasoner = ort.InferenceSession(str(spec.file("reasoner")),
+                                                 session_options(reasoner_threads, spinning), providers=providers)
         except Exception as e:  # ORT raises its own exception types for corrupt/unsupported models
             raise RunnerError(f"ONNX Runtime cannot load the model in {spec.dir}: {e}") from e
         for graph, sess in (("planner", self.planner), ("reasoner", self.reasoner)):

@@ -129,6 +129,8 @@ class Expert:
         self.route: Route | None = None
         self.tracker: RouteTracker | None = None
         self.debug: dict = {}
+        self.trace = False  # record per-agent conflict windows in trace_agents (debugging)
+        self.trace_agents: dict = {}
 
     def reset(self, info) -> None:
         self.route = info.route
@@ -306,11 +308,11 @@ class Expert:
         p0 = shape[k - 1] + t * (shape[k] - shape[k - 1])
         return np.vstack([p0[None], shape[k:]])
 
-    def _vehicle_path(self, a) -> tuple[np.ndarray, np.ndarray, float] | None:
+    def _vehicle_path(self, a) -> tuple[np.ndarray, np.ndarray, float, str] | None:
         """Where SUMO vehicle `a` will drive: (polyline, its arc lengths, the vehicle centre's arc
         position). The polyline runs from the start of its current lane through its next lanes
         (internal junction lanes included), ~100 m, cut at its stop line when its next link is red
-        (or yellow and it can stop). Cached per (lane, next links, cut)."""
+        (or yellow and it can stop), and its current lane. Cached per (lane, next links, cut)."""
         tr = self._traci
         try:
             lane = tr.vehicle.getLaneID(a.id)
@@ -334,7 +336,7 @@ class Expert:
                 self._path_cache.clear()
             self._path_cache[key] = poly
         P, cum = poly
-        return P, cum, pos - 0.5 * a.length
+        return P, cum, pos - 0.5 * a.length, lane
 
     def _build_path(self, lane: str, links, cut: bool):
         tr = self._traci
@@ -404,6 +406,7 @@ class Expert:
         cross traffic's path)."""
         p, e, r = self.p, self.ego, self.route
         self._yield_by = ""
+        self.trace_agents = {}
         if not state.agents:
             return None, None
         i0 = int(np.searchsorted(self._ps, s - 0.5 * e.length))
@@ -428,6 +431,17 @@ class Expert:
                     return j
             return None
 
+        def gate_gap(j) -> float | None:
+            """Stop gap to wait at junction j's entry: `stop_line_margin` before the line, or
+            just before it if we are closer already; None when we cannot stop before it."""
+            line = j.s_entry - s_front
+            if line < -0.3:
+                return None
+            if v * v / (2 * max(line, 0.05)) > p.max_decel:
+                return None
+            return line - p.stop_line_margin if line > p.stop_line_margin + 0.3 \
+                else max(line - 0.3, 0.0)
+
         def add_yield(g: float, why: str = "") -> None:
             nonlocal yield_gap
             if yield_gap is None or g < yield_gap:
@@ -446,7 +460,8 @@ class Expert:
             ped = a.kind == "pedestrian"
             if ped:
                 reach = a.speed * H
-            elif a.speed > 1.0:
+            elif a.speed > 1.0 or (self._traci is not None and dd < 30.0
+                                   and self._traci.vehicle.getLaneID(a.id).startswith(":")):
                 reach = min(a.speed * H + 0.5 * p.agent_accel * H * H, p.agent_vmax * H)
             else:
                 reach = a.speed * H
@@ -463,10 +478,12 @@ class Expert:
                 pts = np.array([a.x, a.y]) + vel[None] * T[:, None]
                 tracks = [(pts, np.full(len(T), a.yaw))] * 2
             else:
-                moving = a.speed > 1.0
+                src = self._vehicle_path(a) if self._traci is not None else None
+                # moving vehicles, and standing ones inside a junction (waiting for a gap to turn),
+                # may accelerate: their earliest arrival assumes they do
+                moving = a.speed > 1.0 or (src is not None and src[3].startswith(":"))
                 fast = a.speed * T + (0.5 * p.agent_accel * T ** 2 if moving else 0.0)
                 fast = np.minimum(fast, a.speed * T + max(p.agent_vmax - a.speed, 0.0) * T)
-                src = self._vehicle_path(a) if self._traci is not None else None
                 tracks = []
                 for dist in (fast, a.speed * T):
                     if src is None or len(src[0]) < 2:
@@ -474,7 +491,7 @@ class Expert:
                         pts = np.array([a.x, a.y]) + hd[None] * dist[:, None]
                         yaws = np.full(len(T), a.yaw)
                     else:
-                        P, cum, off = src
+                        P, cum, off, _ = src
                         pts, yaws = self._along(P, cum, max(off, 0.0) + dist)
                         pts[0] = (a.x, a.y)
                         yaws[0] = a.yaw
@@ -524,6 +541,17 @@ class Expert:
                     free = self._free_distance(s, a, ped)
                     if free is None:
                         continue  # we pass it
+                    # don't block the box: if we would come to rest inside a junction we have
+                    # not entered yet, wait at its entry instead
+                    rest_front = s_front + max(free - 1.5, 0.0)
+                    rest_rear = rest_front - e.length
+                    for j in junctions:
+                        if s_front < j.s_entry + 0.5 and rest_front > j.s_entry \
+                                and rest_rear < j.s_exit + 1.0:
+                            g = gate_gap(j)
+                            if g is not None:
+                                add_yield(g, "box")
+                            break
                     if not ped and along > 0.7:  # a queue: follow it
                         gap = free + 1.0
                         if lead_gap is None or gap < lead_gap:
@@ -557,16 +585,18 @@ class Expert:
             t_ego_in = _travel_time(max(dist - ext - 0.5, 0.0), v, v_des)
             t_ego_out = _travel_time(dist + e.length + 2.0 * ext + 1.0, v, v_des)
             buf = p.yield_buffer_s * (1.5 if ped else 1.0)
+            if self.trace:
+                self.trace_agents[a.id] = dict(sc=sc, t_in=t_in, t_out=t_out, t_ego_in=t_ego_in,
+                                               t_ego_out=t_ego_out)
             if t_in > t_ego_out + buf or t_out < t_ego_in - 0.5 * buf:
                 continue  # the windows do not overlap
             j = junction_of(sc)
             if j is not None and not ped:
                 if s_front > j.s_entry + 0.5:
                     continue  # committed: clear the junction rather than stop in it
-                gap = j.s_entry - s_front - p.stop_line_margin
-                if gap < -0.5 or v * v / (2 * max(gap, 0.05)) > p.max_decel:
-                    continue  # cannot stop before the junction any more
-                add_yield(gap, "junction")
+                g = gate_gap(j)
+                if g is not None:  # else: cannot stop before the junction any more
+                    add_yield(g, "junction")
                 continue
             gap = sc - s_front - ext - 1.0
             if gap < -0.5:

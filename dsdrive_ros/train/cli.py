@@ -30,7 +30,9 @@ def main(argv: list[str] | None = None) -> int:
         print(f"error: {e}", file=sys.stderr)
         return 2
     if val:
-        model = load_checkpoint(last)
+        import torch
+
+        model = load_checkpoint(last, "cuda" if torch.cuda.is_available() else "cpu")
         tokenizer = DSDriveTokenizer.load(last / "tokenizer.json")
         m = evaluate(model, ClipDataset(val, model.cfg, tokenizer), tokenizer, max_frames=c.eval_frames)
         (Path(c.out) / "open_loop.json").write_text(json.dumps(m, indent=2))

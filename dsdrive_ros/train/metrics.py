@@ -31,9 +31,9 @@ def action_from_waypoints(waypoints: np.ndarray, speed: float, dt_s: float) -> s
 
 @torch.inference_mode()
 def greedy_text(model: DSDrive, prefix_kv: torch.Tensor, tokenizer: DSDriveTokenizer, max_tokens: int) -> list[str]:
-    b = prefix_kv.shape[2]
-    ids = torch.full((b, 1), tokenizer.ids["bos"], dtype=torch.long)
-    out, done, past = [[] for _ in range(b)], torch.zeros(b, dtype=torch.bool), prefix_kv
+    b, dev = prefix_kv.shape[2], prefix_kv.device
+    ids = torch.full((b, 1), tokenizer.ids["bos"], dtype=torch.long, device=dev)
+    out, done, past = [[] for _ in range(b)], torch.zeros(b, dtype=torch.bool, device=dev), prefix_kv
     for _ in range(max_tokens):
         logits, past = model.reasoner.step(ids, past)
         ids = logits[:, -1].argmax(-1, keepdim=True)
@@ -56,11 +56,20 @@ def evaluate(model: DSDrive, dataset: ClipDataset, tokenizer: DSDriveTokenizer, 
     loader = DataLoader(torch.utils.data.Subset(dataset, idx), batch_size=batch_size,
                         collate_fn=lambda b: collate(b, cfg.pad_id))
     ade, fde, end_ok, tok_ok, tok_n, agree, stated, texts = [], [], [], 0, 0, 0, 0, []
+    cv_ade, cv_fde = [], []
+    t = torch.arange(1, cfg.n_waypoints + 1, dtype=torch.float32) * cfg.waypoint_dt
+    dev = next(model.parameters()).device
     for batch in loader:
-        out = model({k: v for k, v in batch.items() if k != "action"})
+        batch = {k: v.to(dev) for k, v in batch.items() if k != "action"}
+        out = model(batch)
         err = torch.linalg.norm(out["waypoints"] - batch["waypoints"], dim=-1)
         ade += err.mean(-1).tolist()
         fde += err[:, -1].tolist()
+        # the constant-velocity baseline: straight ahead at the current speed
+        cv = torch.stack([batch["speed"].cpu() * t, torch.zeros(len(t)).expand(len(batch["speed"]), -1)], -1)
+        cv_err = torch.linalg.norm(cv - batch["waypoints"].cpu(), dim=-1)
+        cv_ade += cv_err.mean(-1).tolist()
+        cv_fde += cv_err[:, -1].tolist()
         end_ok += ((out["end_logits"].argmax(-1) == batch["end"]).float()).tolist()
         if "reasoning_logits" in out:
             target = batch["reasoning_ids"][:, 1:]
@@ -68,22 +77,22 @@ def evaluate(model: DSDrive, dataset: ClipDataset, tokenizer: DSDriveTokenizer, 
             tok_ok += int(((out["reasoning_logits"].argmax(-1) == target) & valid).sum())
             tok_n += int(valid.sum())
         if cfg.lambda_reasoning > 0 and len(texts) < text_frames:
-            last = {k: batch[k][:, -1] if k == "images" else batch[k] for k in batch}
             hist = batch["images"].shape[1]
             # the plan exactly as the runtime computes it, history tokens included
             tokens = model.encode_frame(batch["images"].flatten(0, 1), batch["instruction_ids"].repeat_interleave(hist, 0),
                                         batch["instruction_mask"].repeat_interleave(hist, 0),
                                         batch["speed"].repeat_interleave(hist, 0)).view(-1, hist, cfg.n_query, cfg.dim)
-            h = model.backbone(last["instruction_ids"], last["instruction_mask"], tokens[:, :-1],
+            h = model.backbone(batch["instruction_ids"], batch["instruction_mask"], tokens[:, :-1],
                                batch["frame_mask"][:, :-1], tokens[:, -1])
             generated = greedy_text(model, model.reasoner.prefix(h[:, -cfg.n_query:]), tokenizer, max_tokens)
-            for text, wp, speed in zip(generated, out["waypoints"].numpy(), batch["speed"][:, 0].tolist()):
+            for text, wp, speed in zip(generated, out["waypoints"].cpu().numpy(), batch["speed"][:, 0].tolist()):
                 said = action_from_text(text)
                 stated += said is not None
                 agree += said == action_from_waypoints(wp, speed, cfg.waypoint_dt)
                 texts.append(text)
     result = {"frames": n, "ade_m": float(np.mean(ade)), "fde_m": float(np.mean(fde)),
-              "end_accuracy": float(np.mean(end_ok))}
+              "end_accuracy": float(np.mean(end_ok)),
+              "constant_velocity_ade_m": float(np.mean(cv_ade)), "constant_velocity_fde_m": float(np.mean(cv_fde))}
     if tok_n:
         result["reasoning_token_accuracy"] = tok_ok / tok_n
     if texts:

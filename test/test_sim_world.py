@@ -1,0 +1,69 @@
+"""SUMO worlds: town presets, generation cache, static map, routes (needs libsumo)."""
+import random
+
+import numpy as np
+import pytest
+
+pytest.importorskip("libsumo")
+pytest.importorskip("sumolib")
+
+from dsdrive_ros.sim.routes import RouteTracker, plan_route  # noqa: E402
+from dsdrive_ros.sim.world import (HELDOUT_TOWNS, TOWNS, TRAINING_TOWNS, World,  # noqa: E402
+                                   generate_world, town_names)
+
+
+@pytest.fixture(scope="module")
+def world(tmp_path_factory):
+    cache = str(tmp_path_factory.mktemp("sumo_cache"))
+    w = World(generate_world("grid3", 3, cache), seed=3, warmup_s=30.0)
+    yield w
+    w.close()
+
+
+def test_town_presets():
+    assert set(TRAINING_TOWNS) & set(HELDOUT_TOWNS) == set()
+    assert set(TRAINING_TOWNS) | set(HELDOUT_TOWNS) == set(TOWNS)
+    assert {"grid4", "spider", "rand"} <= set(town_names("train"))
+    assert len(town_names("heldout")) >= 2
+    with pytest.raises(KeyError):
+        generate_world("nowhere", 0)
+
+
+def test_static_map(world):
+    st = world.static
+    kinds = {li.kind for li in st.lanes.values()}
+    assert {"road", "sidewalk"} <= kinds
+    assert any(li.function == "crossing" for li in st.lanes.values())
+    assert len(st.junctions) == 12 and st.stop_lines  # grid3: 3x4, every junction signalised
+    for sl in st.stop_lines[:10]:
+        assert np.hypot(*(sl.p1 - sl.p0)) == pytest.approx(st.lanes[sl.lane].width, rel=1e-6)
+    assert world.traci.vehicle.getIDCount() > 0 and world.traci.person.getIDCount() > 0
+
+
+def test_route_geometry_and_instructions(world):
+    r1 = plan_route(world, random.Random(11))
+    r2 = plan_route(world, random.Random(11))
+    assert r1.edges == r2.edges and np.array_equal(r1.points, r2.points)
+    assert [i.text for i in r1.instructions] == [i.text for i in r2.instructions]
+    # ~1 m spacing, continuous, no jumps
+    step = np.hypot(*np.diff(r1.points, axis=0).T)
+    assert step.max() < 1.2 and step.min() > 0.5
+    # the polyline is on road lanes: every point near some road lane of the route's edges
+    assert r1.length > 300
+    # instructions tile the route; each decision junction has its manoeuvre instruction
+    ins = r1.instructions
+    assert ins[0].s_start == 0.0 and ins[-1].s_end == pytest.approx(r1.length)
+    assert all(a.s_end == b.s_start for a, b in zip(ins, ins[1:]))
+    decisions = [j for j in r1.junctions if j.decision and j.maneuver != "follow"]
+    assert [i.junction for i in ins if i.maneuver != "follow"] == [j.junction for j in decisions]
+    for i in ins:
+        if i.junction:
+            j = next(j for j in r1.junctions if j.junction == i.junction)
+            assert i.s_end == pytest.approx(j.s_exit)  # completes when leaving the junction
+            assert r1.in_junction[r1.index_at(0.5 * (j.s_entry + j.s_exit))]
+    # signalised junctions carry their TLS link
+    assert all(j.tls is not None and j.link_index >= 0 for j in r1.junctions)
+    t = RouteTracker(r1)
+    x, y, _ = r1.point_at(50.0)
+    s, d = t.update(x, y)
+    assert s == pytest.approx(50.0, abs=0.05) and d < 0.05
