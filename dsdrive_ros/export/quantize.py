@@ -72,7 +72,10 @@ def quantize_planner(model_dir: str | Path, calib: str | Path, n_calib: int = 64
     log.info("calibrating on %d frames from %s", len(calib_feeds), calib)
     quantize_static(str(prep), str(out), _Reader(calib_feeds), quant_format=QuantFormat.QDQ,
                     activation_type=QuantType.QInt8, weight_type=QuantType.QInt8, per_channel=True,
-                    op_types_to_quantize=["Conv", "MatMul", "Gemm"],  # the compute; norms stay float
+                    # Measured on the shipped tiny model (64 sample-bag frames): int8 convolutions cost
+                    # 0.003 m of waypoint error, int8 linear layers (MatMul/Gemm) 1-2 m, even with the
+                    # attention MatMuls and the Q-Former left float. So only the vision CNN is quantized.
+                    op_types_to_quantize=["Conv"],
                     extra_options={"ActivationSymmetric": True, "WeightSymmetric": True})
     prep.unlink()
     opts = ort.SessionOptions()

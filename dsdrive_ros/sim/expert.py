@@ -352,8 +352,9 @@ class Expert:
             cur = nxt[0][4] or nxt[0][0]
             pieces.append(self._lane(cur)[0])
             total += self._lane(cur)[1][-1] if len(self._lane(cur)[1]) else 0.0
+        first_len = total
         for ln in ([] if cut else links):
-            if total >= 100.0:
+            if total - first_len >= 100.0:  # ~100 m beyond the current lane
                 break
             to, via = ln[0], ln[4]
             if to == cur:
