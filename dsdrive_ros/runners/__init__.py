@@ -4,6 +4,8 @@ The runtime path (spec, ONNX Runtime, TensorRT, session) never imports torch; on
 """
 from __future__ import annotations
 
+import importlib.util
+
 from ..model.tokenizer import DSDriveTokenizer
 from .base import Runner, RunnerError
 from .generate import generate
@@ -23,13 +25,9 @@ def make_runner(spec: ModelSpec, backend: str = "auto", precision: str = "fp32",
     if backend not in BACKENDS:
         raise RunnerError(f"backend must be one of {BACKENDS}, not {backend!r}")
     if backend == "auto":
-        try:
-            import tensorrt  # noqa: F401
-            backend = "tensorrt"
-        except ImportError:
-            backend = "onnxruntime"
-            if precision == "fp16":  # ORT CPU has no fp16 path here; fp32 is the faithful fallback
-                precision = "fp32"
+        backend = "tensorrt" if importlib.util.find_spec("tensorrt") is not None else "onnxruntime"
+        if backend == "onnxruntime" and precision == "fp16":  # no fp16 path in ORT here: fp32 is faithful
+            precision = "fp32"
     if backend == "tensorrt":
         from .tensorrt_runner import TensorRTRunner
         return TensorRTRunner(spec, precision, engine_cache_dir)
