@@ -20,6 +20,11 @@ class DSDriveConfig:
     # vision encoder: a patchify stem, then stages that each halve the resolution
     vision_stem: int = 4
     vision_channels: list[int] = field(default_factory=lambda: [32, 64, 128])
+    # Ego speed as a model input. With it, imitation learning tends to learn "stopped -> stay
+    # stopped" (the inertia problem, seen in closed loop with the shipped tiny model); without it, the
+    # tiny model cannot tell the waypoints' scale (val ADE 2.4 m vs 0.66 m, measured). Off, the
+    # `speed` input stays in the graph I/O (multiplied by 0) so runtimes need not care.
+    use_speed: bool = True
     # Q-Former
     n_query: int = 4
     qformer_dim: int = 128

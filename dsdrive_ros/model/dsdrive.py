@@ -160,6 +160,7 @@ class QFormer(nn.Module):
         super().__init__()
         d = cfg.qformer_dim
         self.queries = nn.Parameter(torch.randn(cfg.n_query, d) * 0.02)
+        self.use_speed = cfg.use_speed
         self.speed_proj = nn.Linear(1, d)
         self.text_proj = nn.Linear(cfg.dim, d)
         self.type_emb = nn.Parameter(torch.randn(2, d) * 0.02)  # 0 = visual, 1 = text
@@ -171,6 +172,8 @@ class QFormer(nn.Module):
         b = visual.shape[0]
         memory = torch.cat([visual + self.type_emb[0], self.text_proj(text_emb) + self.type_emb[1]], dim=1)
         visible = torch.cat([torch.ones(b, visual.shape[1], dtype=torch.bool, device=visual.device), text_mask], 1)
+        if not self.use_speed:
+            speed = speed * 0.0  # keeps the graph input; see DSDriveConfig.use_speed
         q = self.queries[None].expand(b, -1, -1) + self.speed_proj(speed)[:, None]
         for layer in self.layers:
             q = layer(q, memory, visible)
