@@ -23,13 +23,10 @@ Writes bench/results/node_bench.json and node_bench.md. A benchmark, not a test:
 from __future__ import annotations
 
 import argparse
-import array
 import json
 import os
 import platform
 import shutil
-import signal
-import subprocess
 import sys
 import tempfile
 import threading
@@ -40,24 +37,26 @@ from typing import Any, Optional
 import numpy as np
 
 REPO = Path(__file__).resolve().parents[1]
+sys.path.insert(0, str(REPO))  # run from a checkout; the installed package (with .msg) merges in
+
+from dsdrive_ros.node.process import NodeProcess  # noqa: E402
 PROBE = Path(__file__).resolve().parent / "node_probe.py"
 PARAMS_FILE = REPO / "config" / "dsdrive.params.yaml"
 RESULTS = Path(__file__).resolve().parent / "results"
 STAGES_TOPIC = "dsdrive_bench/stages"
 INSTRUCTION = "follow the road and turn left at the next intersection"
-# The ONNX Runtime thread set-up proposed for OnnxRuntimeRunner (see node_probe.py):
-TUNED_ORT = "planner_threads=2,reasoner_threads=1,spinning=0"
+# ONNX Runtime's own defaults (every graph a spin-waiting pool of all cores), as the runner had them
+# before this benchmark: the "before" run (node_probe.py applies it through ort_options.py).
+UNTUNED_ORT = "planner_threads=0,reasoner_threads=0,spinning=1"
 
 
 BLOCKS = "abcd"
 RUN_NOTES = {
-    "ort_raw_before": "ONNX Runtime fp32, rgb8; reasoning thread at normal priority (core.py before this "
-                      "benchmark), ORT default threads (all cores, spin-waiting) for both graphs",
-    "ort_raw": "ONNX Runtime fp32, rgb8, the node as it is (reasoning thread niced +10)",
-    "ort_raw_tuned": f"as onnxruntime raw + ORT session options {TUNED_ORT} (the proposed "
-                     "OnnxRuntimeRunner change, applied by node_probe.py)",
+    "ort_raw_before": "ONNX Runtime fp32, rgb8; reasoning thread at normal priority and ORT default threads "
+                      f"({UNTUNED_ORT}): the node before this benchmark's fixes",
+    "ort_raw": "ONNX Runtime fp32, rgb8, the node as it is (planner pool without spinning, reasoner on one "
+               "thread, reasoning thread niced +10)",
     "ort_jpeg": "ONNX Runtime fp32, JPEG q85 (CompressedImage), the node as it is",
-    "ort_jpeg_tuned": "JPEG + the proposed ORT session options",
     "torch_raw": "PyTorch eager fp32 (backend torch), rgb8",
 }
 
@@ -323,41 +322,11 @@ class Rig:
         self._thread.join(2.0)
 
 
-class NodeRun:
+def start_node(model_dir: Path, workdir: Path, params: dict[str, str], env: dict[str, str]) -> NodeProcess:
     """bench/node_probe.py (dsdrive_node + stage timing) as a subprocess."""
-
-    def __init__(self, model_dir: Path, workdir: Path, params: dict[str, str], env: dict[str, str]) -> None:
-        self.log_path = workdir / f"node_{params.get('backend', '')}_{params.get('image_transport', '')}.log"
-        cmd = [sys.executable, str(PROBE), "--ros-args", "--params-file", str(PARAMS_FILE),
-               "-p", f"model_dir:={model_dir}"]
-        for k, v in params.items():
-            cmd += ["-p", f"{k}:={v}"]
-        self._log = open(self.log_path, "wb")
-        self.t_start = time.monotonic()
-        self.proc = subprocess.Popen(cmd, cwd=workdir, stdout=self._log, stderr=subprocess.STDOUT,
-                                     env=env, start_new_session=True)
-
-    @property
-    def pid(self) -> int:
-        return self.proc.pid
-
-    def alive(self) -> bool:
-        return self.proc.poll() is None
-
-    def log_tail(self, n: int = 3000) -> str:
-        self._log.flush()
-        return self.log_path.read_text(errors="replace")[-n:]
-
-    def stop(self) -> int:
-        if self.proc.poll() is None:
-            self.proc.send_signal(signal.SIGINT)
-            try:
-                self.proc.wait(20)
-            except subprocess.TimeoutExpired:
-                self.proc.kill()
-                self.proc.wait(5)
-        self._log.close()
-        return self.proc.returncode
+    return NodeProcess(model_dir, workdir, [f"{k}:={v}" for k, v in params.items()], PARAMS_FILE,
+                       module=str(PROBE), env=env,
+                       log_name=f"node_{params.get('backend', '')}_{params.get('image_transport', '')}.log")
 
 
 def collect(rig: Rig, stamps: list[int]) -> list[dict]:
@@ -450,7 +419,8 @@ def run_node(args, rig: Rig, env: dict, workdir: Path, name: str, backend: str, 
              phases: list[tuple], log=print) -> dict:
     params = {"backend": backend, "image_transport": transport, "cameras": "[" + ",".join(rig.cameras) + "]"}
     log(f"[{name}] starting the node ({backend}, {transport}); load {_load()}")
-    node = NodeRun(args.model_dir, workdir, params, env)
+    t_start = time.monotonic()
+    node = start_node(args.model_dir, workdir, params, env)
     result: dict[str, Any] = {"name": name, "backend": backend, "transport": transport, "phases": {}}
     try:
         ok = rig.wait_for(lambda: not node.alive() or rig.discovered(transport), 180.0)
@@ -458,7 +428,7 @@ def run_node(args, rig: Rig, env: dict, workdir: Path, name: str, backend: str, 
             result["error"] = f"node not up: {node.log_tail()}"
             log(result["error"])
             return result
-        result["startup_s"] = time.monotonic() - node.t_start
+        result["startup_s"] = time.monotonic() - t_start
         rig.send_instruction(INSTRUCTION)
         rig.stream(transport, 10.0, args.warmup)  # warm-up: caches, first allocations, reasoning
         rig.wait_quiet()
@@ -529,8 +499,8 @@ def bare_figures(spec, iters: int, tokens: int, log=print) -> dict:
     tok = spec.tokens
     import ort_options  # bench/ (this script's directory is on sys.path)
 
-    for key, backend, ort_conf in (("onnxruntime", "onnxruntime", ""),
-                                   ("onnxruntime + runner threads", "onnxruntime", TUNED_ORT),
+    for key, backend, ort_conf in (("onnxruntime, ORT defaults (before)", "onnxruntime", UNTUNED_ORT),
+                                   ("onnxruntime", "onnxruntime", ""),
                                    ("torch", "torch", "")):
         ort_options.apply(ort_conf)
         try:
@@ -761,10 +731,9 @@ def main() -> int:
     ap.add_argument("--warmup", type=int, default=20, help="frame sets at 10 Hz before measuring")
     ap.add_argument("--burst", type=int, default=30,
                     help="frame sets sent back to back in each of 3 bursts")
-    ap.add_argument("--runs", default="ort_raw_before,ort_raw,ort_raw_tuned,ort_jpeg_tuned,torch_raw",
-                    help="comma list of ort_raw_before (reasoning thread not niced), ort_raw (as "
-                         "shipped), ort_raw_tuned (+ per-graph ONNX Runtime threads, no spinning), "
-                         "ort_jpeg, ort_jpeg_tuned, torch_raw")
+    ap.add_argument("--runs", default="ort_raw_before,ort_raw,ort_jpeg,torch_raw",
+                    help="comma list of ort_raw_before (the node before the thread fixes), ort_raw (as "
+                         "shipped), ort_jpeg, torch_raw")
     ap.add_argument("--no-bare", action="store_true", help="skip the bare-runner figures")
     ap.add_argument("--quick", action="store_true", help="60 frames per phase (a smoke run)")
     ap.add_argument("--out", type=Path, default=RESULTS / "node_bench.json")
@@ -805,14 +774,11 @@ def main() -> int:
     ] + [(f"burst_{i}", 0.0, args.burst) for i in range(3)]
     simple = [("10hz", 10.0, n), ("20hz", 20.0, n)]
     # name, backend, transport, phases, environment of the node (node_probe.py A/B switches)
-    before = {"DSDRIVE_BENCH_REASONING_NICE": "0"}
-    tuned = {"DSDRIVE_BENCH_ORT": TUNED_ORT}
+    before = {"DSDRIVE_BENCH_REASONING_NICE": "0", "DSDRIVE_BENCH_ORT": UNTUNED_ORT}
     run_defs = {
         "ort_raw_before": ("onnxruntime raw, before", "onnxruntime", "raw", ort_raw_phases, before),
         "ort_raw": ("onnxruntime raw", "onnxruntime", "raw", ort_raw_phases, {}),
-        "ort_raw_tuned": ("onnxruntime raw + runner threads", "onnxruntime", "raw", ort_raw_phases, tuned),
         "ort_jpeg": ("onnxruntime jpeg", "onnxruntime", "compressed", simple, {}),
-        "ort_jpeg_tuned": ("onnxruntime jpeg + runner threads", "onnxruntime", "compressed", simple, tuned),
         "torch_raw": ("torch raw", "torch", "raw", simple, {}),
     }
 

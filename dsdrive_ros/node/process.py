@@ -34,7 +34,9 @@ def node_env(**extra: str) -> dict[str, str]:
 
 def node_command(model_dir: Path, params_file: Optional[Path], params: Sequence[str] = (),
                  ros_args: Sequence[str] = (), module: str = "dsdrive_ros.node.dsdrive_node") -> list[str]:
-    cmd = [sys.executable, "-m", module, "--ros-args", *ros_args]
+    """`module` is a module name, or a script path (a benchmark's instrumented node)."""
+    program = [module] if module.endswith(".py") else ["-m", module]
+    cmd = [sys.executable, *program, "--ros-args", *ros_args]
     if params_file is not None:
         cmd += ["--params-file", str(params_file)]
     cmd += ["-p", f"model_dir:={Path(model_dir).resolve()}"]
@@ -52,14 +54,15 @@ class NodeProcess:
 
     def __init__(self, model_dir: Path, workdir: Path, params: Sequence[str] = (),
                  params_file: Optional[Path] = None, ros_args: Sequence[str] = (),
-                 module: str = "dsdrive_ros.node.dsdrive_node", log_name: str = "node.log") -> None:
+                 module: str = "dsdrive_ros.node.dsdrive_node", log_name: str = "node.log",
+                 env: Optional[dict[str, str]] = None) -> None:
         workdir = Path(workdir)
         workdir.mkdir(parents=True, exist_ok=True)
         self.command = node_command(model_dir, params_file or default_params_file(), params, ros_args, module)
         self.log_path = workdir / log_name
         self._log = open(self.log_path, "wb")
         self.proc = subprocess.Popen(self.command, cwd=workdir, stdout=self._log, stderr=subprocess.STDOUT,
-                                     env=node_env(), start_new_session=True)
+                                     env=node_env(**(env or {})), start_new_session=True)
 
     @property
     def pid(self) -> int:
