@@ -21,7 +21,7 @@ import numpy as np
 import torch
 import torch.distributed as dist
 from safetensors.torch import load_file, save_file
-from torch.utils.data import DataLoader, DistributedSampler
+from torch.utils.data import DataLoader, DistributedSampler, WeightedRandomSampler
 from tqdm import tqdm
 
 from ..model.checkpoint import load_checkpoint, save_checkpoint
@@ -56,6 +56,10 @@ class TrainConfig:
     workers: int = 0
     threads: int = 0  # torch intra-op threads; 0 = torch's default
     seed: int = 0
+    init_from: str = ""  # fine-tune: start from this checkpoint folder (weights and tokenizer)
+    # Frames where the ego stands but the expert drives off are ~2 % of the data; at that share a
+    # speed-aware model learns "stopped -> stay stopped" (inertia). >1 oversamples them.
+    startup_weight: float = 1.0
 
     @classmethod
     def from_file(cls, path: str | Path, **overrides) -> "TrainConfig":
@@ -67,6 +71,11 @@ class TrainConfig:
         if unknown := sorted(set(d) - names):
             raise ValueError(f"{path}: unknown training config keys {unknown}")
         return cls(**d)
+
+
+def is_startup(rec: dict) -> bool:
+    """The ego stands (< 0.5 m/s) and the expert drives off (> 2 m within the horizon)."""
+    return rec["speed"] < 0.5 and rec["waypoints"][-1][0] > 2.0
 
 
 def lr_at(step: int, c: TrainConfig) -> float:
@@ -159,9 +168,11 @@ def train(c: TrainConfig) -> Path:
 
     train_eps, val_eps = load_episodes(c)
     last = out / "last"
-    cfg = preset(c.preset, **c.model)
+    cfg = load_checkpoint(c.init_from).cfg if c.init_from else preset(c.preset, **c.model)
     if (last / "tokenizer.json").exists():
         tokenizer = DSDriveTokenizer.load(last / "tokenizer.json")
+    elif c.init_from:
+        tokenizer = DSDriveTokenizer.load(Path(c.init_from) / "tokenizer.json")
     else:  # BPE on the teacher corpus (training towns only)
         tokenizer = DSDriveTokenizer.train(corpus(train_eps), vocab_size=cfg.vocab_size)
     train_ds = ClipDataset(train_eps, cfg, tokenizer)
@@ -174,8 +185,19 @@ def train(c: TrainConfig) -> Path:
     step = _load_state(last, model, opt) if (last / "train_state.json").exists() else 0
     if step:
         log.info("resumed from %s at step %d", last, step)
+    elif c.init_from:
+        model.load_state_dict(load_checkpoint(c.init_from).state_dict())
+        log.info("fine-tuning from %s", c.init_from)
     ddp = torch.nn.parallel.DistributedDataParallel(model) if distributed else model
-    sampler = DistributedSampler(train_ds, seed=c.seed) if distributed else None
+    if distributed:
+        if c.startup_weight != 1.0:
+            raise ValueError("startup_weight needs a single process (no DistributedSampler weighting)")
+        sampler = DistributedSampler(train_ds, seed=c.seed)
+    elif c.startup_weight != 1.0:
+        weights = [c.startup_weight if is_startup(it.episode.record(it.index)) else 1.0 for it in train_ds.items]
+        sampler = WeightedRandomSampler(weights, len(weights), generator=torch.Generator().manual_seed(c.seed))
+    else:
+        sampler = None
     loader = DataLoader(train_ds, batch_size=c.batch_size, shuffle=sampler is None, sampler=sampler,
                         num_workers=c.workers, drop_last=True, collate_fn=lambda b: collate(b, cfg.pad_id),
                         persistent_workers=c.workers > 0)
@@ -187,7 +209,7 @@ def train(c: TrainConfig) -> Path:
     t0, epoch = time.monotonic(), 0
     bar = tqdm(total=c.steps, initial=step, desc="train", disable=rank != 0, dynamic_ncols=True)
     while step < c.steps:
-        if sampler is not None:
+        if isinstance(sampler, DistributedSampler):
             sampler.set_epoch(epoch)
         for batch in loader:
             if step >= c.steps:
