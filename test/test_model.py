@@ -105,6 +105,7 @@ def test_joint_loss_parts():
     assert "loss_reasoning" not in no_reasoning(training_batch(cfg, 2))
 
 
+@pytest.mark.timeout(900)  # ~35 s on an idle 2-core machine; CPU-bound training
 def test_tiny_overfits_a_handful_of_samples():
     torch.manual_seed(0)
     cfg = preset("tiny", image_height=64, image_width=96, history_frames=2)

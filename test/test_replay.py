@@ -127,12 +127,12 @@ def write_raw_bag(path: Path, n: int = 12, rate_hz: float = 10.0, storage: str =
 
 
 def _run_replay(bag: Path, model_dir: Path, out: Path, *extra: str, timeout: float = 420.0):
-    from ros_harness import ros_env
+    from dsdrive_ros.node.process import node_env
 
     cmd = [sys.executable, "-m", "dsdrive_ros.replay.cli", str(bag), "--model-dir", str(model_dir),
            "--out", str(out), "--no-progress", *extra]
     # cwd outside the source tree: the colcon-installed dsdrive_ros (with .msg) is imported
-    return subprocess.run(cmd, cwd=out.parent, env=ros_env(), capture_output=True, text=True,
+    return subprocess.run(cmd, cwd=out.parent, env=node_env(), capture_output=True, text=True,
                           timeout=timeout)
 
 

@@ -40,6 +40,7 @@ def dataset(tmp_path_factory):
     return write_dataset(tmp_path_factory.mktemp("ds"))
 
 
+@pytest.mark.timeout(900)  # ~35 s on an idle 2-core machine; CPU-bound training
 def test_train_resume_and_evaluate(dataset, tmp_path):
     cfg = {"datasets": [str(dataset)], "val_towns": ["spider"], "out": str(tmp_path / "run"),
            "model": {"image_height": 64, "image_width": 96, "history_frames": 2, "max_reasoning_tokens": 48},
