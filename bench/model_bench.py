@@ -75,7 +75,7 @@ def main() -> int:
     backends = [("onnxruntime fp32", "onnxruntime", "fp32"), ("onnxruntime int8 (Q/DQ)", "onnxruntime", "int8"),
                 ("pytorch eager fp32", "torch", "fp32")]
     results = {"machine": {"cpu_count": os.cpu_count(), "platform": platform.platform(),
-                           "python": platform.python_version()},
+                           "python": platform.python_version(), "load_avg_at_start": os.getloadavg()},
                "model_dir": str(spec.dir), "preset": spec.raw.get("preset"), "cameras": len(spec.cameras),
                "input": f"{len(spec.cameras)}x3x{spec.image['height']}x{spec.image['width']}",
                "real_frames": bool(args.calib), "planner": {}}
@@ -99,7 +99,8 @@ def main() -> int:
     if "p50_ms" in eager:
         results["speedup_onnxruntime_vs_eager_p50"] = eager["p50_ms"] / results["planner"]["onnxruntime fp32"]["p50_ms"]
 
-    print(f"planner, {results['input']}, {spec.raw.get('preset')} preset, {os.cpu_count()} cores")
+    print(f"planner, {results['input']}, {os.cpu_count()} cores, load average at start "
+          f"{results['machine']['load_avg_at_start'][0]:.1f}")
     for label, r in results["planner"].items():
         print(f"  {label:26s} " + (f"p50 {r['p50_ms']:7.2f} ms  p99 {r['p99_ms']:7.2f} ms" if "p50_ms" in r
                                    else f"skipped: {r['skipped']}"))
