@@ -61,7 +61,7 @@ def main() -> int:
     ap = argparse.ArgumentParser()
     ap.add_argument("--town", default="grid4")
     ap.add_argument("--seed", type=int, default=0)
-    ap.add_argument("--steps", type=int, default=300)
+    ap.add_argument("--steps", type=int, default=600)
     ap.add_argument("--width", type=int, default=224)
     ap.add_argument("--height", type=int, default=128)
     ap.add_argument("--out", default=str(Path(__file__).parent / "results" / "render_speed.json"))
@@ -73,7 +73,7 @@ def main() -> int:
         "four_cameras": run(a.town, a.seed, a.steps, cams4, True),
     }
     out = {"town": a.town, "seed": a.seed, "resolution": [a.width, a.height], "model_hz": 10,
-           "cpu_count": os.cpu_count(), "machine": platform.machine(),
+           "cpu_count": os.cpu_count(), "loadavg_1m_at_end": round(os.getloadavg()[0], 2), "machine": platform.machine(),
            "python": platform.python_version(), "results": rows,
            "note": "wall-clock per model step incl. SUMO, scene state, expert and rendering; "
                    "single process, other jobs may share the CPU"}

@@ -20,8 +20,9 @@ Events (`state.events`, `Episode.infractions`):
   * collision_vehicle / collision_pedestrian: the ego's footprint overlaps another agent's (oriented
     boxes from SUMO's positions, geometric test; a repeated contact with the same agent within 5 s
     counts once). There are no static obstacles in these worlds (collision_static never occurs).
-  * red_light: the front bumper crosses a signalised stop line while its link is red (the route's
-    link when the lane is the route's, otherwise when all the lane's links are red).
+  * red_light: the front bumper crosses a signalised stop line, driving in its lane's direction
+    (within 60 deg), while its link is red (the route's link when the lane is the route's,
+    otherwise when all the lane's links are red).
   * off_route (not an infraction count: the distance is summed): the centre is farther from the route
     polyline than the lane width there.
   * status events ending the route: route_completed, route_deviation (> 30 m off), blocked (no motion
@@ -32,7 +33,7 @@ from __future__ import annotations
 import math
 import random
 from collections import deque
-from dataclasses import asdict, dataclass, field
+from dataclasses import asdict, dataclass
 from typing import Callable, Iterator, Protocol
 
 import numpy as np
@@ -63,7 +64,7 @@ class EpisodeConfig:
     sim_hz: float = 10.0
     model_hz: float = 10.0
     render: bool = True
-    agent_radius: float = 80.0  # agents read from SUMO (and drawn)
+    agent_radius: float = 110.0  # agents read from SUMO (drawn, and seen by privileged agents)
     state_radius: float = 60.0  # agents listed in SceneState.agents
     max_time_s: float | None = None  # default: max(180, route length / 1.5)
     blocked_s: float = 180.0  # CARLA leaderboard: blocked after 180 s
@@ -85,6 +86,7 @@ class EpisodeInfo:
     sim_dt: float
     seed: int
     tls_states: Callable[[], dict[str, str]]
+    all_agents: Callable[[], list] = lambda: []  # privileged: every agent within agent_radius
 
 
 @dataclass
@@ -198,12 +200,10 @@ class Episode:
         self.ego = Ego(EgoState(x, y, yaw, 0.0), self.ego_params)
         self.ego.add_to_sumo(tr, self.route.edges)
         self.world.step()
-        import traci.constants as tc
-
-        tr.vehicle.subscribeContext(EGO_ID, tc.CMD_GET_VEHICLE_VARIABLE, self.config.agent_radius,
-                                    [tc.VAR_POSITION, tc.VAR_ANGLE, tc.VAR_SPEED, tc.VAR_TYPE,
-                                     tc.VAR_SIGNALS])
+        self._subscribe()
+        self.ego_reinserted = 0
         self._types: dict[str, tuple[float, float, float]] = {}
+        self._all_agents: list = []
         self.tracker = RouteTracker(self.route, 0.0)
         self._ins_idx = 0
         self._t0 = self.world.time
@@ -215,12 +215,39 @@ class Episode:
             self._lane_stop.setdefault(sl.lane, []).append(sl)
         self._sl_lanes = sorted(self._lane_stop.items())
         self._sl_mid = np.array([0.5 * (v[0].p0 + v[0].p1) for _, v in self._sl_lanes]).reshape(-1, 2)
+        dirs = []
+        for lane, _ in self._sl_lanes:
+            sh = self.world.static.lanes[lane].shape
+            d = sh[-1] - sh[-2]
+            dirs.append(d / max(float(np.hypot(*d)), 1e-9))
+        self._sl_dir = np.array(dirs).reshape(-1, 2)
         self._route_links = {j.in_lane: (j.tls, j.link_index) for j in self.route.junctions
                              if j.tls is not None}
         L = self.route.length
         self._max_time = self.config.max_time_s or max(180.0, L / 1.5)
         self.agent.reset(EpisodeInfo(self.world, self.route, self.rig, self.ego_params, self.dt,
-                                     1.0 / self.config.sim_hz, self.seed, self.world.tls_states))
+                                     1.0 / self.config.sim_hz, self.seed, self.world.tls_states,
+                                     lambda: self._all_agents))
+
+    def _subscribe(self) -> None:
+        import traci.constants as tc
+
+        self.world.traci.vehicle.subscribeContext(
+            EGO_ID, tc.CMD_GET_VEHICLE_VARIABLE, self.config.agent_radius,
+            [tc.VAR_POSITION, tc.VAR_ANGLE, tc.VAR_SPEED, tc.VAR_TYPE, tc.VAR_SIGNALS])
+
+    def _push_ego(self) -> None:
+        """moveToXY the ego; if SUMO dropped it (it may teleport a vehicle it thinks is stuck, or
+        end its one-edge route), insert it again where our model says it is."""
+        tr = self.world.traci
+        try:
+            self.ego.push(tr)
+            return
+        except tr.TraCIException:
+            pass
+        self.ego_reinserted += 1
+        self.ego.add_to_sumo(tr, self.route.edges)
+        self._subscribe()
 
     def _type_dims(self, vtype: str) -> tuple[float, float, float]:
         d = self._types.get(vtype)
@@ -283,6 +310,11 @@ class Episode:
             for idx in near:
                 lane, sls = self._sl_lanes[idx]
                 sl = sls[0]
+                # only a line we drive over in its own direction (not the opposite lane's line
+                # clipped in a turn)
+                if math.cos(self.ego.state.yaw) * self._sl_dir[idx, 0] \
+                        + math.sin(self.ego.state.yaw) * self._sl_dir[idx, 1] < 0.5:
+                    continue
                 if not _segments_cross(f0, f1, sl.p0, sl.p1):
                     continue
                 if tls_states is None:
@@ -335,6 +367,7 @@ class Episode:
         r = scoring.score_route(self.route.length, self.progress_m,
                                 [i.kind for i in self.infractions], self.off_route_m)
         r.update({"status": self.status, "route_length": self.route.length,
+                  "ego_reinserted": getattr(self, "ego_reinserted", 0),
                   "progress_m": self.progress_m, "off_route_m": self.off_route_m,
                   "time_s": self.world.time - self._t0, "steps": self.steps,
                   "infraction_list": [asdict(i) for i in self.infractions]})
@@ -354,14 +387,15 @@ class Episode:
         s_front = s + half
         c, si = math.cos(st.yaw), math.sin(st.yaw)
         R2 = self.config.state_radius ** 2
-        scene_agents, boxes = [], []
+        all_agents, boxes = [], []
         for (aid, kind, x, y, yaw, L, W, H, v, braking) in agents:
             dx, dy = x - st.x, y - st.y
             boxes.append(Box(x, y, yaw, L, W, H, agent_color(aid, kind), kind, braking))
-            if dx * dx + dy * dy <= R2:
-                scene_agents.append(SceneAgent(aid, kind, x, y, yaw, L, W, v,
-                                               c * dx + si * dy, -si * dx + c * dy))
-        scene_agents.sort(key=lambda a: (a.rel_x ** 2 + a.rel_y ** 2, a.id))
+            all_agents.append(SceneAgent(aid, kind, x, y, yaw, L, W, v,
+                                         c * dx + si * dy, -si * dx + c * dy))
+        all_agents.sort(key=lambda a: (a.rel_x ** 2 + a.rel_y ** 2, a.id))
+        self._all_agents = all_agents  # privileged agents see these (agent_radius)
+        scene_agents = [a for a in all_agents if a.rel_x ** 2 + a.rel_y ** 2 <= R2]
         # instruction and its end flag
         ins = r.instructions[min(self._ins_idx, len(r.instructions) - 1)]
         end = False
@@ -433,7 +467,7 @@ class Episode:
                 for _ in range(self.substeps):
                     prev_front = self.ego.front_bumper()
                     self.ego.step(control, sim_dt)
-                    self.ego.push(tr)
+                    self._push_ego()
                     self.world.step()
                     agents = self._read_agents()
                     self._check_events(prev_front, agents)

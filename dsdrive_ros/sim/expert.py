@@ -1,21 +1,31 @@
 """Privileged expert driver (rule-based, reads the simulator's ground truth).
 
-Lateral: pure pursuit on the route polyline from the rear axle, lookahead 4.5..14 m growing with speed.
+Lateral: path tracking of the car's centre (= the bicycle model's reference point): the slip angle
+is chosen so the centre's velocity points along the route (previewed 0.25 s ahead for the steering
+lag) plus a lateral correction atan(k e / (v + v0)) (`lateral="pure_pursuit"` keeps a rear-axle pure
+pursuit for comparison).
+
 Longitudinal: the lowest of several accelerations (IDM, Treiber 2000):
   * free road towards v_des = min(lane limit, `max_speed`, curvature speed profile ahead:
     v <= sqrt(a_lat / |kappa|), reachable with `comfort_decel`);
-  * a stationary virtual obstacle at the stop line when the light ahead is red, or yellow and
-    stoppable with `yellow_decel`;
-  * the leader: the nearest agent inside the route corridor ahead, moving along it (IDM with its speed
-    along the route);
-  * yielding: any agent (vehicle or pedestrian) whose constant-velocity prediction over `horizon_s`
-    enters the corridor ahead while the ego would be there (time windows overlap) or that stands in
-    it -> a stationary obstacle where it enters;
+  * a stop at the stop line when the route's light is red, or yellow and stoppable with
+    `yellow_decel`;
+  * the leader: the nearest vehicle in the route corridor ahead moving along it (IDM with its speed
+    along the route); a standing one is measured exactly by sweeping the ego's box along the path;
+  * yielding: every agent within 110 m gets predicted tracks over `horizon_s` -- SUMO vehicles along
+    their OWN lanes (internal junction lanes included, cut at their red stop line; privileged
+    `vehicle.getNextLinks`), assumed to possibly accelerate (earliest arrival) and to keep their
+    speed (latest exit); pedestrians at constant velocity. Where a track enters the ego's corridor
+    (half widths + heading-aware extent + margin) while the ego's own time window there overlaps, the
+    ego stops before the conflict;
+  * junction gate: a vehicle conflict inside a junction holds the ego at the junction's entry (stop
+    line) until clear, and the ego does not enter a junction it would have to stop in ("don't block
+    the box"); once inside it only stops for what is in its path now and for pedestrians;
   * the route's end (stop there).
-Actions (`SceneState.action`): "stop" when a stop (light, yield, stopped leader or the end) is what
-limits the car and it is stopping or stopped; "turn left"/"turn right" inside or just before the
-junction of a left/right manoeuvre; "slow" when braking or held well under the limit (curves,
-leaders); "go" otherwise.
+Actions (`SceneState.action`): "stop" when a stop (light, yield, the end) limits the car and it is
+stopping or stopped, or when it stands; "turn left"/"turn right" inside or just before the junction
+of a left/right manoeuvre; "slow" when braking or held well under the limit (curves, leaders);
+"go" otherwise.
 
 Waypoints. Ground truth for training is the ego's ACTUAL future (recorded by `Episode.frames()`:
 poses at t + 0.5 s ... t + 2.5 s in base_link at t, the episode running 2.5 s past the last frame).
@@ -52,13 +62,14 @@ class ExpertParams:
     preview_s: float = 0.25
     k_lateral: float = 3.0
     v_soft: float = 1.0
+    heading_tau: float = 0.3  # s, fastest heading response the lateral loop asks for
     lookahead_min: float = 3.0
     lookahead_gain: float = 0.3  # s
     lookahead_max: float = 10.0
     horizon_s: float = 6.0  # prediction horizon for yielding
     agent_accel: float = 2.0  # moving vehicles are assumed to possibly accelerate at this rate ...
     agent_vmax: float = 15.0  # ... up to this speed (earliest arrival at a conflict)
-    corridor_margin_vehicle: float = 0.45  # m added to both half widths
+    corridor_margin_vehicle: float = 0.8  # m added to both half widths
     corridor_margin_ped: float = 0.5
     ped_kerb_margin: float = 0.15  # pedestrians standing still or walking along our path
     sweep_margin: float = 0.3  # inflation of both boxes when sweeping past a standing agent
@@ -137,10 +148,12 @@ class Expert:
         self.ego = info.ego_params
         self.tracker = RouteTracker(self.route, 0.0)
         self.tls = info.tls_states  # callable -> {tls: state string}
+        self._all_agents = getattr(info, "all_agents", None)  # privileged, wider than state.agents
         self._kappa = np.abs(self.route.curvature())
         # smooth curvature over ~5 m (junction polylines are piecewise)
         k = np.ones(5) / 5
         self._kappa = np.convolve(self._kappa, k, mode="same")
+        self._kappa_signed = np.convolve(self.route.curvature(), k, mode="same")
         vc = np.sqrt(self.p.a_lat / np.maximum(self._kappa, 1e-4))
         self._vcurve = np.minimum(vc, np.minimum(self.route.speed_limit, self.p.max_speed))
         # the path used to look for other agents runs on straight past the route's end
@@ -150,8 +163,9 @@ class Expert:
         ext = np.arange(1.0, 41.0)
         self._pp = np.vstack([P, P[-1] + ext[:, None] * d])
         self._ps = np.concatenate([S, S[-1] + ext])
-        self._static = info.world.static
-        self._traci = info.world.traci
+        world = getattr(info, "world", None)
+        self._static = world.static if world is not None else None
+        self._traci = world.traci if world is not None else None
         self._lane_cache: dict = {}
         self._path_cache: dict = {}
         self._dt = float(info.dt)
@@ -258,16 +272,23 @@ class Expert:
         the steering lag) plus a lateral correction atan(k e / (v + v0)); then
         delta = atan(L / lr tan(beta))."""
         p, e, r = self.p, self.ego, self.route
-        sp = s + max(v, 1.0) * p.preview_s
+        lr = 0.5 * e.wheelbase
+        sp = s + max(v, 1.0) * p.preview_s  # preview covers the steering lag
         x0, y0, yaw0 = r.point_at(s)
         _, _, yawp = r.point_at(sp)
         ex = state.x - x0
         ey = state.y - y0
         lat = -math.sin(yaw0) * ex + math.cos(yaw0) * ey  # + = left of the path
         corr = math.atan2(-p.k_lateral * lat, v + p.v_soft)
-        beta = yawp + corr - state.yaw
-        beta = math.atan2(math.sin(beta), math.cos(beta))
-        lr = 0.5 * e.wheelbase
+        # feed-forward slip for the path's curvature, and a heading loop no faster than
+        # `heading_tau` (the yaw rate is v / lr * sin(beta): at speed a full correction per step
+        # overshoots and, with the steering limits, falls into a limit cycle)
+        kap = float(self._kappa_signed[r.index_at(sp)])
+        beta_ff = math.asin(max(-0.9, min(0.9, lr * kap)))
+        err = yawp + corr - beta_ff - state.yaw
+        err = math.atan2(math.sin(err), math.cos(err))
+        g = min(1.0, lr / (max(v, 0.1) * p.heading_tau))
+        beta = beta_ff + g * err
         tb = max(-10.0, min(10.0, math.tan(max(-1.4, min(1.4, beta)))))
         steer = math.atan(e.wheelbase / lr * tb)
         return max(-e.max_steer, min(e.max_steer, steer))
@@ -408,8 +429,6 @@ class Expert:
         p, e, r = self.p, self.ego, self.route
         self._yield_by = ""
         self.trace_agents = {}
-        if not state.agents:
-            return None, None
         i0 = int(np.searchsorted(self._ps, s - 0.5 * e.length))
         i1 = int(np.searchsorted(self._ps, s + p.path_ahead_m))
         path = self._pp[i0:i1 + 1]
@@ -450,7 +469,8 @@ class Expert:
                 self._yield_by = f"{a.id}:{why}"
 
         # cheap prefilter: who can reach our path within the horizon at all
-        ags = [a for a in state.agents if a.rel_x > -30.0 and a.rel_x ** 2 + a.rel_y ** 2 < 65.0 ** 2]
+        pool = (self._all_agents() if self._all_agents is not None else None) or state.agents
+        ags = [a for a in pool if a.rel_x > -30.0 and a.rel_x ** 2 + a.rel_y ** 2 < 110.0 ** 2]
         if not ags:
             return None, None
         pos = np.array([[a.x, a.y] for a in ags])
@@ -507,7 +527,6 @@ class Expert:
             tr_spd.append(a.speed)
         TP = np.array(tr_pts)  # (2n, T, 2)
         TY = np.array(tr_yaw)
-        n = len(cand)
         Lr = np.repeat(np.array(tr_L), 2)[:, None]
         Wr = np.repeat(np.array(tr_W), 2)[:, None]
         pedr = np.repeat(np.array(tr_ped), 2)[:, None]
@@ -529,6 +548,10 @@ class Expert:
             res = [(INSIDE[2 * ia + q], K[2 * ia + q], DYAW[2 * ia + q], EXT_A[2 * ia + q])
                    for q in (0, 1)]
             inside, k, dyaw, ext_along = res[0]
+            if self.trace:
+                self.trace_agents[a.id] = dict(first_inside=float(T[int(np.argmax(inside))])
+                                               if inside.any() else -1.0,
+                                               dmin=float(DMIN[2 * ia].min()))
             if not inside.any():
                 continue
             t_idx = int(np.argmax(inside))
@@ -565,11 +588,9 @@ class Expert:
                     if gap > -1.0 and (lead_gap is None or gap < lead_gap):
                         lead_gap, lead_v = gap, max(a.speed * along, 0.0)
                     continue
-                gap = sc - float(ext_along[0]) - s_front - 1.0  # crossing our path
-                if gap > -1.5:
-                    add_yield(gap, "crossing")
-                continue
-            if sc < s_front - 0.5:
+                # moving across or against our path: a conflict that has begun (t_in = 0),
+                # handled by the window logic below (junction gate included)
+            elif sc < s_front - 0.5:
                 continue
             # time window of the agent in our path: earliest entry, latest exit
             t_in = float(T[t_idx])
@@ -587,7 +608,7 @@ class Expert:
             t_ego_out = _travel_time(dist + e.length + 2.0 * ext + 1.0, v, v_des)
             buf = p.yield_buffer_s * (1.5 if ped else 1.0)
             if self.trace:
-                self.trace_agents[a.id] = dict(sc=sc, t_in=t_in, t_out=t_out, t_ego_in=t_ego_in,
+                self.trace_agents[a.id].update(sc=sc, t_in=t_in, t_out=t_out, t_ego_in=t_ego_in,
                                                t_ego_out=t_ego_out)
             if t_in > t_ego_out + buf or t_out < t_ego_in - 0.5 * buf:
                 continue  # the windows do not overlap

@@ -142,13 +142,11 @@ def _resample_polyline(shape: np.ndarray, step: float) -> np.ndarray:
     if len(shape) < 2:
         return shape
     seg = np.hypot(*np.diff(shape, axis=0).T)
-    s = np.concatenate([[0.0], np.cumsum(seg)])
     out = [shape[0]]
     for i in range(len(seg)):
         n = max(int(math.ceil(seg[i] / step)), 1)
         for k in range(1, n + 1):
             out.append(shape[i] + (shape[i + 1] - shape[i]) * (k / n))
-    del s
     return np.array(out)
 
 
@@ -452,57 +450,68 @@ class Renderer:
         return out
 
     def _box_faces(self, boxes: list[Box], ex: float, ey: float):
-        """All faces of all boxes (F, 4, 3), their RGB colour (F, 3), their object's centre."""
-        faces, cols, centres, normals = [], [], [], []
+        """All faces of all boxes (F, 4, 3), their RGB colour (F, 3), their object's centre (F, 3)
+        and normals (F, 3). Built vectorised: boxes -> sub-boxes (rows) -> corners -> faces."""
+        parts, lamps = [], []
         r2 = self.view_radius ** 2
+        light = self.style.light
         for b in boxes:
             if (b.x - ex) ** 2 + (b.y - ey) ** 2 > r2:
                 continue
             c, s = math.cos(b.yaw), math.sin(b.yaw)
-            R = np.array([[c, -s], [s, c]])
             for (dx, L, W, z0, z1, _, col) in _box_parts(b):
-                hl, hw = L / 2, W / 2
-                xy = np.array([[hl, hw], [hl, -hw], [-hl, -hw], [-hl, hw]]) + [dx, 0.0]
-                xy = xy @ R.T + [b.x, b.y]
-                v = np.concatenate([np.c_[xy, np.full(4, z0)], np.c_[xy, np.full(4, z1)]])
-                nrm = _BOX_NORMALS.copy()
-                nrm[:, :2] = nrm[:, :2] @ R.T
-                faces.append(v[_BOX_FACES])
-                normals.append(nrm)
-                cols.append(np.tile(np.asarray(col, dtype=np.float64), (5, 1)))
-                centres.append(np.tile([b.x, b.y, 0.0], (5, 1)))
+                parts.append((b.x, b.y, c, s, dx, L, W, z0, z1, col[0], col[1], col[2]))
+            hl = b.length / 2 + 0.03
             if b.kind == "signal" and b.lamp:
                 # lit lamp on the face towards traffic (+x of the head)
                 zc = {"r": b.height - 0.23, "y": b.height - 0.65, "g": b.height - 1.07}.get(b.lamp)
                 if zc is not None:
-                    hl = b.length / 2 + 0.03
-                    p = np.array([[hl, 0.2], [hl, -0.2]]) @ R.T + [b.x, b.y]
-                    lamp = np.array([[p[0][0], p[0][1], zc - 0.19], [p[1][0], p[1][1], zc - 0.19],
-                                     [p[1][0], p[1][1], zc + 0.19], [p[0][0], p[0][1], zc + 0.19]])
-                    faces.append(lamp[None])
-                    normals.append(np.array([[c, s, 0.0]]))
-                    cols.append(np.asarray([self.style.light[b.lamp]], dtype=np.float64) / 0.8)
-                    centres.append(np.array([[b.x, b.y, 0.0]]))
+                    col = light[b.lamp]
+                    lamps.append((b.x, b.y, c, s, hl, -0.2, 0.2, zc - 0.19, zc + 0.19, 1.0,
+                                  col[0] / 0.8, col[1] / 0.8, col[2] / 0.8))
             if b.kind == "vehicle" and b.braking:
-                hl = b.length / 2 + 0.03
                 z0, z1 = 0.3 * b.height, 0.45 * b.height
-                for sgn in (1, -1):
-                    p = np.array([[-hl, sgn * 0.5 * b.width], [-hl, sgn * 0.3 * b.width]]) @ R.T \
-                        + [b.x, b.y]
-                    lamp = np.array([[p[0][0], p[0][1], z0], [p[1][0], p[1][1], z0],
-                                     [p[1][0], p[1][1], z1], [p[0][0], p[0][1], z1]])
-                    faces.append(lamp[None])
-                    normals.append(np.array([[-c, -s, 0.0]]))
-                    cols.append(np.array([[255.0, 30, 30]]) / 0.8)
-                    centres.append(np.array([[b.x, b.y, 0.0]]))
-        if not faces:
+                for y0, y1 in ((0.3 * b.width, 0.5 * b.width), (-0.5 * b.width, -0.3 * b.width)):
+                    lamps.append((b.x, b.y, c, s, -hl, y0, y1, z0, z1, -1.0, 319.0, 37.0, 37.0))
+        F, N, C, Z = [], [], [], []
+        if parts:
+            A = np.array(parts)
+            bx, by, c, s, dx, L, W, z0, z1 = A[:, :9].T
+            lx = dx[:, None] + np.array([0.5, 0.5, -0.5, -0.5])[None] * L[:, None]
+            ly = np.array([0.5, -0.5, -0.5, 0.5])[None] * W[:, None]
+            X = bx[:, None] + c[:, None] * lx - s[:, None] * ly
+            Y = by[:, None] + s[:, None] * lx + c[:, None] * ly
+            n = len(A)
+            V = np.empty((n, 8, 3))
+            V[:, :4, 0], V[:, 4:, 0] = X, X
+            V[:, :4, 1], V[:, 4:, 1] = Y, Y
+            V[:, :4, 2], V[:, 4:, 2] = z0[:, None], z1[:, None]
+            F.append(V[:, _BOX_FACES].reshape(-1, 4, 3))
+            nl = np.broadcast_to(_BOX_NORMALS, (n, 5, 3))
+            nw = np.empty((n, 5, 3))
+            nw[..., 0] = c[:, None] * nl[..., 0] - s[:, None] * nl[..., 1]
+            nw[..., 1] = s[:, None] * nl[..., 0] + c[:, None] * nl[..., 1]
+            nw[..., 2] = nl[..., 2]
+            N.append(nw.reshape(-1, 3))
+            C.append(np.repeat(A[:, 9:12], 5, axis=0))
+            Z.append(np.repeat(np.stack([bx, by, np.zeros(n)], 1), 5, axis=0))
+        if lamps:
+            B = np.array(lamps)
+            bx, by, c, s, lx0, y0, y1, z0, z1, sg = B[:, :10].T
+            ly = np.stack([y0, y1, y1, y0], 1)
+            lz = np.stack([z0, z0, z1, z1], 1)
+            X = bx[:, None] + c[:, None] * lx0[:, None] - s[:, None] * ly
+            Y = by[:, None] + s[:, None] * lx0[:, None] + c[:, None] * ly
+            F.append(np.stack([X, Y, lz], 2))
+            N.append(np.stack([sg * c, sg * s, np.zeros(len(B))], 1))
+            C.append(B[:, 10:13])
+            Z.append(np.stack([bx, by, np.zeros(len(B))], 1))
+        if not F:
             return np.zeros((0, 4, 3)), np.zeros((0, 3)), np.zeros((0, 3)), np.zeros((0, 3))
-        F = np.concatenate(faces)
-        N = np.concatenate(normals)
-        C = np.concatenate(cols)
+        F, N, C, Z = (np.concatenate(v) for v in (F, N, C, Z))
         shade = 0.55 + 0.45 * np.clip(N @ self._sun, 0.0, 1.0)
         C = np.clip(C * shade[:, None], 0, 255)
-        return F, C, np.concatenate(centres), N
+        return F, C, Z, N
 
     def _render_camera(self, cam: CameraConfig, x, y, yaw, ground3, colors,
                        objects) -> np.ndarray:

@@ -406,6 +406,7 @@ def build_route(world, edges: list[str], seed: int = 0, start_offset: float = 5.
     s0 = min(start_offset, 0.25 * S[-1])
     s1 = max(S[-1] - end_offset, s0 + 1.0)
     keep = (S >= s0) & (S <= s1)
+    s0 = float(S[keep][0])  # the first kept sample becomes s = 0
     P, S, W, V, J = P[keep], S[keep] - s0, W[keep], V[keep], J[keep]
     for j in junctions:
         j.s_entry -= s0

@@ -25,11 +25,12 @@ def evaluate(town: str, routes: int, seed: int, render: bool = False, agent_fact
         ep_seed = seed * 1000 + i
         agent = agent_factory() if agent_factory else None
         world = None
-        if net:
+        if net:  # like Episode(town=...): demand variant ep_seed % WORLD_VARIANTS, SUMO seed ep_seed
             from .episode import WORLD_VARIANTS
-            from .world import World
+            from .world import World, demand_for_net
 
-            world = World.from_net(net, ep_seed % WORLD_VARIANTS, step_length=1.0 / sim_hz)
+            world = World(demand_for_net(net, ep_seed % WORLD_VARIANTS), seed=ep_seed,
+                          step_length=1.0 / sim_hz, warmup_s=60.0 + 10.0 * (ep_seed % 7))
         ep = Episode(world, town=town, seed=ep_seed, agent=agent,
                      config=EpisodeConfig(render=render, sim_hz=sim_hz))
         t0 = time.time()

@@ -45,7 +45,7 @@ class TownSpec:
 
 _COMMON = ("--tls.guess", "true", "--tls.guess.threshold", "45", "--sidewalks.guess", "true", "--crossings.guess", "true",
            "--no-turnarounds", "true", "--junctions.corner-detail", "5", "--default.speed", "13.89",
-           "--default.junctions.radius", "7")
+           "--default.junctions.radius", "10")
 
 TOWNS: dict[str, TownSpec] = {
     # training towns: the expert and the model are tuned on these
