@@ -14,8 +14,8 @@ Longitudinal: the lowest of several accelerations (IDM, Treiber 2000):
     along the route); a standing one is measured exactly by sweeping the ego's box along the path;
   * yielding: every agent within 110 m gets predicted tracks over `horizon_s` -- SUMO vehicles along
     their OWN lanes (internal junction lanes included, cut at their red stop line; privileged
-    `vehicle.getNextLinks`), assumed to possibly accelerate (earliest arrival) and to keep their
-    speed (latest exit); pedestrians at constant velocity. Where a track enters the ego's corridor
+    `vehicle.getNextLinks`), assumed to possibly accelerate (earliest arrival) and to slow down to
+    their lanes' limits, e.g. in turns (latest exit); pedestrians at constant velocity. Where a track enters the ego's corridor
     (half widths + heading-aware extent + margin) while the ego's own time window there overlaps, the
     ego stops before the conflict;
   * junction gate: a vehicle conflict inside a junction holds the ego at the junction's entry (stop
@@ -108,6 +108,17 @@ def _travel_time(d: float, v: float, v_max: float, a: float = 1.5) -> float:
     if d <= d_acc:
         return (-v + math.sqrt(v * v + 2 * a * d)) / a
     return t_acc + (d - d_acc) / v_max
+
+
+def _travel_time_vec(d: np.ndarray, v: float, v_max: float, a: float = 1.5) -> np.ndarray:
+    """Vectorised `_travel_time`."""
+    d = np.maximum(np.asarray(d, dtype=np.float64), 0.0)
+    v_max = max(v_max, v, 0.5)
+    t_acc = (v_max - v) / a
+    d_acc = v * t_acc + 0.5 * a * t_acc ** 2
+    t1 = (-v + np.sqrt(v * v + 2 * a * d)) / a
+    t2 = t_acc + (d - d_acc) / v_max
+    return np.where(d <= d_acc, t1, t2)
 
 
 def _boxes(x: np.ndarray, y: np.ndarray, yaw: np.ndarray, L: float, W: float) -> np.ndarray:
@@ -329,11 +340,12 @@ class Expert:
         p0 = shape[k - 1] + t * (shape[k] - shape[k - 1])
         return np.vstack([p0[None], shape[k:]])
 
-    def _vehicle_path(self, a) -> tuple[np.ndarray, np.ndarray, float, str] | None:
+    def _vehicle_path(self, a) -> tuple[np.ndarray, np.ndarray, float, str, np.ndarray] | None:
         """Where SUMO vehicle `a` will drive: (polyline, its arc lengths, the vehicle centre's arc
         position). The polyline runs from the start of its current lane through its next lanes
         (internal junction lanes included), ~100 m, cut at its stop line when its next link is red
-        (or yellow and it can stop), and its current lane. Cached per (lane, next links, cut)."""
+        (or yellow and it can stop), its current lane and the speed limit at each polyline vertex.
+        Cached per (lane, next links, cut)."""
         tr = self._traci
         try:
             lane = tr.vehicle.getLaneID(a.id)
@@ -356,12 +368,13 @@ class Expert:
             if len(self._path_cache) > 5000:
                 self._path_cache.clear()
             self._path_cache[key] = poly
-        P, cum = poly
-        return P, cum, pos - 0.5 * a.length, lane
+        P, cum, V = poly
+        return P, cum, pos - 0.5 * a.length, lane, V
 
     def _build_path(self, lane: str, links, cut: bool):
         tr = self._traci
         pieces = [self._lane(lane)[0]]
+        speeds = [self._lane_speed(lane)]
         total = self._lane(lane)[1][-1] if len(self._lane(lane)[1]) else 0.0
         cur = lane
         guard = 0
@@ -372,6 +385,7 @@ class Expert:
                 break
             cur = nxt[0][4] or nxt[0][0]
             pieces.append(self._lane(cur)[0])
+            speeds.append(self._lane_speed(cur))
             total += self._lane(cur)[1][-1] if len(self._lane(cur)[1]) else 0.0
         first_len = total
         for ln in ([] if cut else links):
@@ -390,15 +404,39 @@ class Expert:
                 v = (nx[0][4] or nx[0][0]) if nx else ""
             for c in chain + [to]:
                 pieces.append(self._lane(c)[0])
+                speeds.append(self._lane_speed(c))
                 total += self._lane(c)[1][-1] if len(self._lane(c)[1]) else 0.0
             cur = to
         P = np.vstack([q for q in pieces if len(q)])
+        V = np.concatenate([np.full(len(q), v) for q, v in zip(pieces, speeds) if len(q)])
         if len(P) >= 2:
             keep = np.concatenate([[True], np.hypot(*np.diff(P, axis=0).T) > 1e-6])
-            P = P[keep]
+            P, V = P[keep], V[keep]
         cum = np.concatenate([[0.0], np.cumsum(np.hypot(*np.diff(P, axis=0).T))]) \
             if len(P) >= 2 else np.zeros(len(P))
-        return P, cum
+        return P, cum, V
+
+    def _lane_speed(self, lane: str) -> float:
+        li = self._static.lanes.get(lane) if self._static is not None else None
+        return float(li.speed) if li is not None else 13.9
+
+    def _slow_profile(self, speed: float, off: float, cum: np.ndarray, V: np.ndarray,
+                      T: np.ndarray) -> np.ndarray:
+        """Latest-exit distances: the vehicle never speeds up and brakes (3 m/s^2) to its lanes'
+        speed limits ahead (SUMO's internal junction lanes are slower in turns)."""
+        dt = float(T[1] - T[0]) if len(T) > 1 else 0.25
+        out = np.zeros(len(T))
+        pos, v = 0.0, speed
+        for i in range(1, len(T)):
+            ahead = off + pos + v * v / 6.0 + 2.0
+            lo = np.searchsorted(cum, off + pos)
+            hi = max(np.searchsorted(cum, ahead, side="right"), lo + 1)
+            vlim = float(V[lo:hi].min()) if hi <= len(V) and lo < len(V) else v
+            if v > vlim:
+                v = max(vlim, v - 3.0 * dt)
+            pos += v * dt
+            out[i] = pos
+        return out
 
     @staticmethod
     def _along(P: np.ndarray, cum: np.ndarray, dist: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
@@ -506,13 +544,16 @@ class Expert:
                 fast = a.speed * T + (0.5 * p.agent_accel * T ** 2 if moving else 0.0)
                 fast = np.minimum(fast, a.speed * T + max(p.agent_vmax - a.speed, 0.0) * T)
                 tracks = []
-                for dist in (fast, a.speed * T):
+                slow = a.speed * T
+                if src is not None and len(src[0]) >= 2 and a.speed > 1.0:
+                    slow = self._slow_profile(a.speed, max(src[2], 0.0), src[1], src[4], T)
+                for dist in (fast, slow):
                     if src is None or len(src[0]) < 2:
                         hd = np.array([math.cos(a.yaw), math.sin(a.yaw)])
                         pts = np.array([a.x, a.y]) + hd[None] * dist[:, None]
                         yaws = np.full(len(T), a.yaw)
                     else:
-                        P, cum, off, _ = src
+                        P, cum, off = src[0], src[1], src[2]
                         pts, yaws = self._along(P, cum, max(off, 0.0) + dist)
                         pts[0] = (a.x, a.y)
                         yaws[0] = a.yaw
@@ -592,26 +633,40 @@ class Expert:
                 # handled by the window logic below (junction gate included)
             elif sc < s_front - 0.5:
                 continue
-            # time window of the agent in our path: earliest entry, latest exit
-            t_in = float(T[t_idx])
-            inside_slow = res[1][0]
-            if inside_slow.any():
-                j0 = int(np.argmax(inside_slow))
-                rest = inside_slow[j0:]
-                t_out = float(T[j0]) + (int(np.argmin(rest)) if not rest.all()
-                                        else len(rest) + 8) * 0.25
-            else:
-                t_out = t_in + 1.0
-            ext = float(ext_along[t_idx])
-            dist = sc - s_front
-            t_ego_in = _travel_time(max(dist - ext - 0.5, 0.0), v, v_des)
-            t_ego_out = _travel_time(dist + e.length + 2.0 * ext + 1.0, v, v_des)
+            # where and when the agent is in our path (both profiles pooled): at each such path
+            # position S its occupancy runs from the earliest to the latest time it is within 3 m
+            # of S; the ego occupies S from reaching it with its front until its rear has passed
+            tt, SS, EE = [], [], []
+            for q in (0, 1):
+                ins_q, k_q, _, ext_q = res[q]
+                idx = np.nonzero(ins_q)[0]
+                tt.append(T[idx])
+                SS.append(path_s[k_q[idx]])
+                EE.append(ext_q[idx])
+            tt, SS, EE = np.concatenate(tt), np.concatenate(SS), np.concatenate(EE)
+            ahead = SS >= s_front - 0.5
+            if not ahead.any():
+                continue
+            tt, SS, EE = tt[ahead], SS[ahead], EE[ahead]
+            near = np.abs(SS[:, None] - SS[None, :]) <= 3.0
+            t_first = np.where(near, tt[None, :], np.inf).min(1)
+            t_last = np.where(near, tt[None, :], -np.inf).max(1)
+            t_last = np.where(t_last >= T[-1] - 1e-9, t_last + 2.0, t_last)  # still there
+            dist = SS - s_front
+            t_ego_in = _travel_time_vec(np.maximum(dist - EE - 0.5, 0.0), v, v_des)
+            t_ego_out = _travel_time_vec(dist + e.length + 2.0 * EE + 1.0, v, v_des)
             buf = p.yield_buffer_s * (1.5 if ped else 1.0)
+            conflict = (t_first <= t_ego_out + buf) & (t_last >= t_ego_in - 0.5 * buf)
             if self.trace:
-                self.trace_agents[a.id].update(sc=sc, t_in=t_in, t_out=t_out, t_ego_in=t_ego_in,
-                                               t_ego_out=t_ego_out)
-            if t_in > t_ego_out + buf or t_out < t_ego_in - 0.5 * buf:
-                continue  # the windows do not overlap
+                i0c = int(np.argmin(SS))
+                self.trace_agents[a.id].update(
+                    sc=float(SS[i0c]), t_in=float(t_first[i0c]), t_out=float(t_last[i0c]),
+                    t_ego_in=float(t_ego_in[i0c]), t_ego_out=float(t_ego_out[i0c]),
+                    conflict=float(conflict.any()))
+            if not conflict.any():
+                continue  # the windows do not overlap anywhere
+            ic = int(np.argmin(np.where(conflict, SS, np.inf)))
+            sc, ext = float(SS[ic]), float(EE[ic])
             j = junction_of(sc)
             if j is not None and not ped:
                 if s_front > j.s_entry + 0.5:
@@ -622,7 +677,7 @@ class Expert:
                 continue
             gap = sc - s_front - ext - 1.0
             if gap < -0.5:
-                if t_in > t_ego_out:
+                if t_first[ic] > t_ego_out[ic]:
                     continue  # at the conflict already and clearing it first
                 gap = 0.0
             add_yield(gap, "conflict")

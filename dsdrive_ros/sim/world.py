@@ -412,7 +412,7 @@ class World:
                 "-a", ",".join(f.additional), "--step-length", f"{self.step_length:g}",
                 "--collision.check-junctions", "true", "--collision.action", "warn",
                 "--no-step-log", "true", "--no-warnings", "true", "--seed", str(self.seed),
-                "--time-to-teleport", "60", "--threads", "1",
+                "--time-to-teleport", "60", "--time-to-teleport.remove", "true", "--threads", "1",
                 "--pedestrian.model", "striping", *self.sumo_args]
 
     def start(self) -> None:
