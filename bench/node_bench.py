@@ -39,6 +39,7 @@ import numpy as np
 REPO = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(REPO))  # run from a checkout; the installed package (with .msg) merges in
 
+from dsdrive_ros.node.background import BackgroundNode  # noqa: E402
 from dsdrive_ros.node.process import NodeProcess  # noqa: E402
 PROBE = Path(__file__).resolve().parent / "node_probe.py"
 PARAMS_FILE = REPO / "config" / "dsdrive.params.yaml"
@@ -129,15 +130,12 @@ def make_images(n_sets: int, cameras: list[str], h: int, w: int) -> list[dict[st
     return sets
 
 
-class Rig:
+class Rig(BackgroundNode):
     """The bench-side rclpy node: camera publishers and output subscriptions (own context/executor)."""
 
     def __init__(self, cameras: list[str], sets: list[dict[str, np.ndarray]]) -> None:
-        import rclpy
         from diagnostic_msgs.msg import DiagnosticArray
         from nav_msgs.msg import Path as PathMsg
-        from rclpy.context import Context
-        from rclpy.executors import SingleThreadedExecutor
         from rclpy.qos import DurabilityPolicy, QoSProfile, ReliabilityPolicy, qos_profile_sensor_data
         from sensor_msgs.msg import CompressedImage, Image
         from std_msgs.msg import String
@@ -146,13 +144,9 @@ class Rig:
         from dsdrive_ros.msg import DrivingPlan
 
         self.cameras = cameras
-        self.ctx = Context()
-        rclpy.init(context=self.ctx)
-        self.node = rclpy.create_node("dsdrive_node_bench", context=self.ctx)
-        self.executor = SingleThreadedExecutor(context=self.ctx)
-        self.executor.add_node(self.node)
         self.lock = threading.Lock()
         self.reset_records()
+        super().__init__("dsdrive_node_bench")
         node = self.node
         # Camera drivers publish SensorData (best effort, keep last): what the node subscribes with.
         self.pubs = {
@@ -183,17 +177,8 @@ class Rig:
         node.create_subscription(String, "/dsdrive/reasoning", self._on_reasoning, out)
         node.create_subscription(DiagnosticArray, "/diagnostics", self._on_diag, 10)
         self._String = String
-        self._thread = threading.Thread(target=self._spin, daemon=True)
-        self._thread.start()
 
     # ---- executor side ----
-
-    def _spin(self) -> None:
-        try:
-            while self.ctx.ok():
-                self.executor.spin_once(timeout_sec=0.05)
-        except Exception:  # noqa: BLE001 - context shut down
-            pass
 
     @staticmethod
     def _stamp(msg: Any) -> int:
@@ -236,14 +221,6 @@ class Rig:
             self.diags: list[tuple[int, dict]] = []
 
     # ---- publishing side ----
-
-    def wait_for(self, pred, timeout: float, interval: float = 0.05) -> bool:
-        deadline = time.monotonic() + timeout
-        while time.monotonic() < deadline:
-            if pred():
-                return True
-            time.sleep(interval)
-        return pred()
 
     def discovered(self, transport: str) -> bool:
         return (all(p.get_subscription_count() > 0 for p in self.pubs[transport].values())
@@ -309,17 +286,6 @@ class Rig:
         self.wait_for(fut.done, 20.0)
         res = fut.result()
         return [r.successful for r in res.results] if res is not None else [False]
-
-    def close(self) -> None:
-        import rclpy
-
-        try:
-            self.executor.shutdown(timeout_sec=1.0)
-        except Exception:  # noqa: BLE001
-            pass
-        self.node.destroy_node()
-        rclpy.try_shutdown(context=self.ctx)
-        self._thread.join(2.0)
 
 
 def start_node(model_dir: Path, workdir: Path, params: dict[str, str], env: dict[str, str]) -> NodeProcess:

@@ -15,6 +15,7 @@ from typing import Any, Callable, Optional, Sequence
 import numpy as np
 
 from dsdrive_ros.node import process
+from dsdrive_ros.node.background import BackgroundNode
 
 REPO_ROOT = Path(__file__).resolve().parents[1]
 PARAMS_FILE = REPO_ROOT / "config" / "dsdrive.params.yaml"
@@ -42,32 +43,13 @@ class NodeProcess(process.NodeProcess):
         self.stop()
 
 
-class Harness:
-    """A test-side rclpy node in its own context, spun by a background executor thread."""
+class Harness(BackgroundNode):
+    """A test-side rclpy node (own context, background executor) that records what it receives."""
 
     def __init__(self, name: str = "dsdrive_test") -> None:
-        import rclpy
-        from rclpy.context import Context
-        from rclpy.executors import SingleThreadedExecutor
-
-        self.ctx = Context()
-        rclpy.init(context=self.ctx)
-        self.node = rclpy.create_node(name, context=self.ctx)
-        self.executor = SingleThreadedExecutor(context=self.ctx)
-        self.executor.add_node(self.node)
         self.lock = threading.Lock()
         self.msgs: dict[str, list[tuple[float, Any]]] = collections.defaultdict(list)
-        self._thread = threading.Thread(target=self._spin, daemon=True)
-        self._thread.start()
-
-    def _spin(self) -> None:
-        from rclpy.executors import ExternalShutdownException
-
-        try:
-            while self.ctx.ok():
-                self.executor.spin_once(timeout_sec=0.05)
-        except (ExternalShutdownException, Exception):  # noqa: BLE001 - context gone at close
-            pass
+        super().__init__(name)
 
     def subscribe(self, topic: str, msg_type: Any, qos: Any = 10, raw: bool = False) -> Any:
         def cb(msg: Any) -> None:
@@ -86,25 +68,6 @@ class Harness:
                 self.msgs.clear()
             else:
                 self.msgs[topic].clear()
-
-    def wait_for(self, pred: Callable[[], bool], timeout: float, interval: float = 0.05) -> bool:
-        deadline = time.monotonic() + timeout
-        while time.monotonic() < deadline:
-            if pred():
-                return True
-            time.sleep(interval)
-        return pred()
-
-    def close(self) -> None:
-        import rclpy
-
-        try:
-            self.executor.shutdown(timeout_sec=1.0)
-        except Exception:  # noqa: BLE001
-            pass
-        self.node.destroy_node()
-        rclpy.try_shutdown(context=self.ctx)
-        self._thread.join(2.0)
 
 
 def make_image(seed: int, h: int = 96, w: int = 160) -> np.ndarray:

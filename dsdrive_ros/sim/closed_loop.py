@@ -34,6 +34,7 @@ from typing import Any, Optional, Sequence
 
 import numpy as np
 
+from ..node.background import BackgroundNode
 from ..node.process import NodeProcess
 from .agents import WaypointAgent, transform_waypoints
 from .controller import PIDParams
@@ -85,10 +86,7 @@ class RosBridgeAgent(WaypointAgent):
 
     # ---------------------------------------------------------------------------------- ROS
     def _init_ros(self, node_name: str, record_plans: bool) -> None:
-        import rclpy
         from nav_msgs.msg import Odometry, Path as PathMsg
-        from rclpy.context import Context
-        from rclpy.executors import SingleThreadedExecutor
         from rclpy.qos import DurabilityPolicy, HistoryPolicy, QoSProfile, ReliabilityPolicy
         from rosgraph_msgs.msg import Clock
         from sensor_msgs.msg import CompressedImage, Image
@@ -98,9 +96,8 @@ class RosBridgeAgent(WaypointAgent):
 
         self._Image, self._CompressedImage = Image, CompressedImage
         self._Odometry, self._String, self._Clock = Odometry, String, Clock
-        self.ctx = Context()
-        rclpy.init(context=self.ctx)
-        self.node = rclpy.create_node(node_name, context=self.ctx)
+        self.ros = BackgroundNode(node_name)
+        self.node = self.ros.node
         reliable1 = QoSProfile(history=HistoryPolicy.KEEP_LAST, depth=1,
                                reliability=ReliabilityPolicy.RELIABLE,
                                durability=DurabilityPolicy.VOLATILE)
@@ -127,17 +124,6 @@ class RosBridgeAgent(WaypointAgent):
                                                               self._on_plan, outputs)
             except ImportError:  # message package not built: Path alone is enough to drive
                 self.sub_plan = None
-        self.executor = SingleThreadedExecutor(context=self.ctx)
-        self.executor.add_node(self.node)
-        self._spin_thread = threading.Thread(target=self._spin, daemon=True, name="bridge-spin")
-        self._spin_thread.start()
-
-    def _spin(self) -> None:
-        try:
-            while self.ctx.ok():
-                self.executor.spin_once(timeout_sec=0.05)
-        except Exception:  # noqa: BLE001 - context gone at close
-            pass
 
     def _on_path(self, msg: Any) -> None:
         ns = _stamp_ns(msg.header.stamp)
@@ -162,18 +148,7 @@ class RosBridgeAgent(WaypointAgent):
             self._cond.notify_all()
 
     def close(self) -> None:
-        import rclpy
-
-        try:
-            self.executor.shutdown(timeout_sec=1.0)
-        except Exception:  # noqa: BLE001
-            pass
-        try:
-            self.node.destroy_node()
-        except Exception:  # noqa: BLE001
-            pass
-        rclpy.try_shutdown(context=self.ctx)
-        self._spin_thread.join(2.0)
+        self.ros.close()
 
     # ----------------------------------------------------------------------------- publishing
     def _publish_frame(self, stamp_ns: int, images: dict[str, np.ndarray], pose, speed: float,
