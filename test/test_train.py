@@ -81,3 +81,17 @@ def test_config_errors(tmp_path):
 ])
 def test_action_from_waypoints(wp, speed, expected):
     assert action_from_waypoints(np.array(wp), speed, 0.5) == expected
+
+
+def test_speed_dropout_zeroes_a_share_of_samples():
+    import torch
+
+    from dsdrive_ros.train.loop import drop_speed
+
+    speed = torch.full((4000, 1), 5.0)
+    assert torch.equal(drop_speed(speed, 0.0), speed)
+    torch.manual_seed(0)
+    out = drop_speed(speed, 0.25)
+    zero = (out == 0).float().mean().item()
+    assert 0.2 < zero < 0.3
+    assert set(out.unique().tolist()) == {0.0, 5.0}  # dropped or kept, never scaled

@@ -60,6 +60,9 @@ class TrainConfig:
     # Frames where the ego stands but the expert drives off are ~2 % of the data; at that share a
     # speed-aware model learns "stopped -> stay stopped" (inertia). >1 oversamples them.
     startup_weight: float = 1.0
+    # ChauffeurNet's past-motion dropout: the share of training samples whose speed input reads 0
+    # (labels unchanged), so "speed 0" stops being proof of "stay stopped" and images must decide.
+    speed_dropout: float = 0.0
 
     @classmethod
     def from_file(cls, path: str | Path, **overrides) -> "TrainConfig":
@@ -76,6 +79,13 @@ class TrainConfig:
 def is_startup(rec: dict) -> bool:
     """The ego stands (< 0.5 m/s) and the expert drives off (> 2 m within the horizon)."""
     return rec["speed"] < 0.5 and rec["waypoints"][-1][0] > 2.0
+
+
+def drop_speed(speed: torch.Tensor, p: float) -> torch.Tensor:
+    """Speed input (B, 1) with each sample's value set to 0 with probability ``p``."""
+    if p <= 0:
+        return speed
+    return speed * (torch.rand(speed.shape[0], 1, device=speed.device) >= p)
 
 
 def lr_at(step: int, c: TrainConfig) -> float:
@@ -218,6 +228,7 @@ def train(c: TrainConfig) -> Path:
             for g in opt.param_groups:
                 g["lr"] = lr_at(step, c)
             batch = {k: v.to(device) for k, v in batch.items() if k != "action"}
+            batch["speed"] = drop_speed(batch["speed"], c.speed_dropout)
             o = ddp(batch)
             opt.zero_grad(set_to_none=True)
             o["loss"].backward()

@@ -1,0 +1,63 @@
+"""Start-up probe (the inertia problem): on frames where the ego stands (< 0.5 m/s) and the expert
+drives off, how far does the model's path go in 2.5 s, next to the expert's? Also the per-frame first
+segment |wp1 - wp0| that LMDrive's PID turns into the desired speed.
+
+    python bench/startup_probe.py --checkpoint models/dsdrive-tiny --data data/sim-val [--json OUT]
+"""
+from __future__ import annotations
+
+import argparse
+import json
+from pathlib import Path
+
+import numpy as np
+import torch
+
+from dsdrive_ros.model.checkpoint import load_checkpoint
+from dsdrive_ros.model.tokenizer import DSDriveTokenizer
+from dsdrive_ros.sim.dataset import DatasetReader
+from dsdrive_ros.train.data import ClipDataset, collate
+from dsdrive_ros.train.loop import is_startup
+
+
+@torch.inference_mode()
+def probe(ckpt: Path, data: list[str], max_frames: int = 256) -> dict:
+    model = load_checkpoint(ckpt).eval()
+    tok = DSDriveTokenizer.load(ckpt / "tokenizer.json")
+    eps = [ep for root in data for ep in DatasetReader(root).episodes()]
+    ds = ClipDataset(eps, model.cfg, tok)
+    idx = [k for k, it in enumerate(ds.items) if is_startup(it.episode.record(it.index))][:max_frames]
+    pred_far, gt_far, first_seg = [], [], []
+    for s in range(0, len(idx), 16):
+        b = collate([ds[k] for k in idx[s:s + 16]], model.cfg.pad_id)
+        out = model({k: v for k, v in b.items() if k != "action"})
+        wp = out["waypoints"].numpy()
+        pred_far += np.linalg.norm(wp[:, -1], axis=-1).tolist()
+        first_seg += np.linalg.norm(wp[:, 1] - wp[:, 0], axis=-1).tolist()
+        gt_far += np.linalg.norm(b["waypoints"].numpy()[:, -1], axis=-1).tolist()
+    p, g, f = map(np.asarray, (pred_far, gt_far, first_seg))
+    dt = model.cfg.waypoint_dt
+    return {"checkpoint": str(ckpt), "data": data, "startup_frames": len(idx),
+            "pred_2p5s_m": {"mean": float(p.mean()), "p10": float(np.percentile(p, 10)), "p50": float(np.median(p))},
+            "expert_2p5s_m": {"mean": float(g.mean()), "p50": float(np.median(g))},
+            # LMDrive's PID brakes below 0.1 m/s desired speed: the share of frames that would move
+            "share_pid_moves": float(np.mean(f / dt >= 0.1)),
+            "desired_speed_p50_mps": float(np.median(f / dt))}
+
+
+def main() -> None:
+    ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    ap.add_argument("--checkpoint", type=Path, required=True)
+    ap.add_argument("--data", nargs="+", required=True)
+    ap.add_argument("--frames", type=int, default=256)
+    ap.add_argument("--json", type=Path)
+    a = ap.parse_args()
+    r = probe(a.checkpoint, a.data, a.frames)
+    print(json.dumps(r, indent=1))
+    if a.json:
+        a.json.parent.mkdir(parents=True, exist_ok=True)
+        a.json.write_text(json.dumps(r, indent=1) + "\n")
+
+
+if __name__ == "__main__":
+    main()
