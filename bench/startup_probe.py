@@ -1,6 +1,7 @@
 """Start-up probe (the inertia problem): on frames where the ego stands (< 0.5 m/s) and the expert
-drives off, how far does the model's path go in 2.5 s, next to the expert's? Also the per-frame first
-segment |wp1 - wp0| that LMDrive's PID turns into the desired speed.
+drives off, how far does the model's path go in 2.5 s, next to the expert's, and would LMDrive's PID
+move (desired speed |wp1 - wp0| / dt >= 0.1 m/s)? And the other side: on frames where the ego stands
+and the expert stays (waiting at a light or in a queue), how often would the PID move (a false start)?
 
     python bench/startup_probe.py --checkpoint models/dsdrive-tiny --data data/sim-val [--json OUT]
 """
@@ -26,23 +27,36 @@ def probe(ckpt: Path, data: list[str], max_frames: int = 256) -> dict:
     tok = DSDriveTokenizer.load(ckpt / "tokenizer.json")
     eps = [ep for root in data for ep in DatasetReader(root).episodes()]
     ds = ClipDataset(eps, model.cfg, tok)
-    idx = [k for k, it in enumerate(ds.items) if is_startup(it.episode.record(it.index))][:max_frames]
-    pred_far, gt_far, first_seg = [], [], []
-    for s in range(0, len(idx), 16):
-        b = collate([ds[k] for k in idx[s:s + 16]], model.cfg.pad_id)
-        out = model({k: v for k, v in b.items() if k != "action"})
-        wp = out["waypoints"].numpy()
-        pred_far += np.linalg.norm(wp[:, -1], axis=-1).tolist()
-        first_seg += np.linalg.norm(wp[:, 1] - wp[:, 0], axis=-1).tolist()
-        gt_far += np.linalg.norm(b["waypoints"].numpy()[:, -1], axis=-1).tolist()
-    p, g, f = map(np.asarray, (pred_far, gt_far, first_seg))
     dt = model.cfg.waypoint_dt
-    return {"checkpoint": str(ckpt), "data": data, "startup_frames": len(idx),
+
+    def run(idx: list[int]) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+        """(model's distance at the last waypoint, expert's, PID desired speed) per frame."""
+        pred_far, gt_far, desired = [], [], []
+        for s in range(0, len(idx), 16):
+            b = collate([ds[k] for k in idx[s:s + 16]], model.cfg.pad_id)
+            wp = model({k: v for k, v in b.items() if k != "action"})["waypoints"].numpy()
+            pred_far += np.linalg.norm(wp[:, -1], axis=-1).tolist()
+            desired += (np.linalg.norm(wp[:, 1] - wp[:, 0], axis=-1) / dt).tolist()
+            gt_far += np.linalg.norm(b["waypoints"].numpy()[:, -1], axis=-1).tolist()
+        return np.asarray(pred_far), np.asarray(gt_far), np.asarray(desired)
+
+    recs = [(k, it.episode.record(it.index)) for k, it in enumerate(ds.items)]
+    starts = [k for k, r in recs if is_startup(r)]
+    waits = [k for k, r in recs if r["speed"] < 0.5 and np.hypot(*r["waypoints"][-1]) < 0.5]
+    rng = np.random.default_rng(0)  # an even spread when there are more frames than asked for
+    starts, waits = (sorted(rng.choice(ix, min(len(ix), max_frames), replace=False).tolist()) if ix else []
+                     for ix in (starts, waits))
+    p, g, d = run(starts)
+    wp_, _, wd = run(waits)
+    return {"checkpoint": str(ckpt), "data": data, "startup_frames": len(starts),
             "pred_2p5s_m": {"mean": float(p.mean()), "p10": float(np.percentile(p, 10)), "p50": float(np.median(p))},
             "expert_2p5s_m": {"mean": float(g.mean()), "p50": float(np.median(g))},
-            # LMDrive's PID brakes below 0.1 m/s desired speed: the share of frames that would move
-            "share_pid_moves": float(np.mean(f / dt >= 0.1)),
-            "desired_speed_p50_mps": float(np.median(f / dt))}
+            # LMDrive's PID brakes below 0.1 m/s desired speed
+            "share_pid_moves": float(np.mean(d >= 0.1)),
+            "desired_speed_p50_mps": float(np.median(d)),
+            "wait_frames": len(waits),
+            "wait_false_start_share": float(np.mean(wd >= 0.1)) if len(waits) else None,
+            "wait_pred_2p5s_m_p50": float(np.median(wp_)) if len(waits) else None}
 
 
 def main() -> None:

@@ -95,3 +95,19 @@ def test_speed_dropout_zeroes_a_share_of_samples():
     zero = (out == 0).float().mean().item()
     assert 0.2 < zero < 0.3
     assert set(out.unique().tolist()) == {0.0, 5.0}  # dropped or kept, never scaled
+
+
+def test_history_dropout_hides_earlier_frames_only():
+    import torch
+
+    from dsdrive_ros.train.loop import drop_history
+
+    mask = torch.ones(4000, 4, dtype=torch.bool)
+    assert torch.equal(drop_history(mask, 0.0), mask)
+    torch.manual_seed(0)
+    out = drop_history(mask, 0.3)
+    assert out[:, -1].all()  # the current frame is always seen
+    hidden = ~out[:, :-1].any(1)
+    assert 0.25 < hidden.float().mean().item() < 0.35
+    assert out[~hidden, :-1].all()  # a sample loses all its earlier frames or none
+    assert mask.all()  # the input is not changed in place

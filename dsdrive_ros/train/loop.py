@@ -63,6 +63,9 @@ class TrainConfig:
     # ChauffeurNet's past-motion dropout: the share of training samples whose speed input reads 0
     # (labels unchanged), so "speed 0" stops being proof of "stay stopped" and images must decide.
     speed_dropout: float = 0.0
+    # The share of samples seen without their earlier frames (as after a history reset), so that
+    # "no history" (the start of every drive) is no cue for "drive off" either.
+    history_dropout: float = 0.0
 
     @classmethod
     def from_file(cls, path: str | Path, **overrides) -> "TrainConfig":
@@ -86,6 +89,16 @@ def drop_speed(speed: torch.Tensor, p: float) -> torch.Tensor:
     if p <= 0:
         return speed
     return speed * (torch.rand(speed.shape[0], 1, device=speed.device) >= p)
+
+
+def drop_history(frame_mask: torch.Tensor, p: float) -> torch.Tensor:
+    """Frame mask (B, H), last = the current frame; each sample's earlier frames hidden with probability ``p``."""
+    if p <= 0:
+        return frame_mask
+    keep = torch.rand(frame_mask.shape[0], 1, device=frame_mask.device) >= p
+    out = frame_mask.clone()
+    out[:, :-1] &= keep
+    return out
 
 
 def lr_at(step: int, c: TrainConfig) -> float:
@@ -229,6 +242,7 @@ def train(c: TrainConfig) -> Path:
                 g["lr"] = lr_at(step, c)
             batch = {k: v.to(device) for k, v in batch.items() if k != "action"}
             batch["speed"] = drop_speed(batch["speed"], c.speed_dropout)
+            batch["frame_mask"] = drop_history(batch["frame_mask"], c.history_dropout)
             o = ddp(batch)
             opt.zero_grad(set_to_none=True)
             o["loss"].backward()
