@@ -1,7 +1,8 @@
 """Start-up probe (the inertia problem): on frames where the ego stands (< 0.5 m/s) and the expert
 drives off, how far does the model's path go in 2.5 s, next to the expert's, and would LMDrive's PID
-move (desired speed |wp1 - wp0| / dt >= 0.1 m/s)? And the other side: on frames where the ego stands
-and the expert stays (waiting at a light or in a queue), how often would the PID move (a false start)?
+move (desired speed |wp1 - wp0| / dt at least its brake_speed)? And the other side: on frames where
+the ego stands and the expert stays (at a light or in a queue), how often would the PID move (a false
+start)?
 
     python bench/startup_probe.py --checkpoint models/dsdrive-tiny --data data/sim-val [--json OUT]
 """
@@ -16,6 +17,7 @@ import torch
 
 from dsdrive_ros.model.checkpoint import load_checkpoint
 from dsdrive_ros.model.tokenizer import DSDriveTokenizer
+from dsdrive_ros.sim.controller import PIDParams
 from dsdrive_ros.sim.dataset import DatasetReader
 from dsdrive_ros.train.data import ClipDataset, collate
 from dsdrive_ros.train.loop import is_startup
@@ -28,6 +30,7 @@ def probe(ckpt: Path, data: list[str], max_frames: int = 256) -> dict:
     eps = [ep for root in data for ep in DatasetReader(root).episodes()]
     ds = ClipDataset(eps, model.cfg, tok)
     dt = model.cfg.waypoint_dt
+    moves = PIDParams().brake_speed  # LMDrive's PID brakes below this desired speed (m/s)
 
     def run(idx: list[int]) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
         """(model's distance at the last waypoint, expert's, PID desired speed) per frame."""
@@ -51,11 +54,10 @@ def probe(ckpt: Path, data: list[str], max_frames: int = 256) -> dict:
     return {"checkpoint": str(ckpt), "data": data, "startup_frames": len(starts),
             "pred_2p5s_m": {"mean": float(p.mean()), "p10": float(np.percentile(p, 10)), "p50": float(np.median(p))},
             "expert_2p5s_m": {"mean": float(g.mean()), "p50": float(np.median(g))},
-            # LMDrive's PID brakes below 0.1 m/s desired speed
-            "share_pid_moves": float(np.mean(d >= 0.1)),
+            "share_pid_moves": float(np.mean(d >= moves)),
             "desired_speed_p50_mps": float(np.median(d)),
             "wait_frames": len(waits),
-            "wait_false_start_share": float(np.mean(wd >= 0.1)) if len(waits) else None,
+            "wait_false_start_share": float(np.mean(wd >= moves)) if len(waits) else None,
             "wait_pred_2p5s_m_p50": float(np.median(wp_)) if len(waits) else None}
 
 

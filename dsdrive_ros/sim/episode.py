@@ -367,7 +367,7 @@ class Episode:
         r = scoring.score_route(self.route.length, self.progress_m,
                                 [i.kind for i in self.infractions], self.off_route_m)
         r.update({"status": self.status, "route_length": self.route.length,
-                  "ego_reinserted": getattr(self, "ego_reinserted", 0),
+                  "ego_reinserted": self.ego_reinserted,
                   "progress_m": self.progress_m, "off_route_m": self.off_route_m,
                   "time_s": self.world.time - self._t0, "steps": self.steps,
                   "infraction_list": [asdict(i) for i in self.infractions]})
@@ -435,7 +435,6 @@ class Episode:
         """(state, images, is_tail); tail steps continue after the end (not rendered)."""
         self._setup()
         self._last_xy = (self.ego.state.x, self.ego.state.y)
-        tr = self.world.traci
         agents = self._read_agents()
         tail_left = tail_steps
         sim_dt = 1.0 / self.config.sim_hz
