@@ -111,3 +111,21 @@ def test_history_dropout_hides_earlier_frames_only():
     assert 0.25 < hidden.float().mean().item() < 0.35
     assert out[~hidden, :-1].all()  # a sample loses all its earlier frames or none
     assert mask.all()  # the input is not changed in place
+
+
+def test_sample_weights_multiply_dataset_and_startup_weights(tmp_path):
+    from dsdrive_ros.model.config import preset
+    from dsdrive_ros.sim.dataset import DatasetReader
+    from dsdrive_ros.train.data import ClipDataset
+    from dsdrive_ros.train.loop import TrainConfig, sample_weights
+
+    a = write_dataset(tmp_path / "a", towns=("grid4",), frames=4)
+    b = write_dataset(tmp_path / "b", towns=("spider",), frames=4)
+    first = next(b.glob("*/frames/000000.json"))  # make b's first frame a start-up (stands, path ahead)
+    first.write_text(json.dumps({**json.loads(first.read_text()), "speed": 0.0}))
+    eps = list(DatasetReader(a).episodes()) + list(DatasetReader(b).episodes())
+    items = ClipDataset(eps, preset("tiny"), tokenizer=None).items
+    c = TrainConfig(out=str(tmp_path / "run"), dataset_weights={str(b): 3.0}, startup_weight=5.0)
+    w = sample_weights(items, c)
+    assert [x for x, it in zip(w, items) if it.episode is eps[0]] == [1.0] * 4
+    assert [x for x, it in zip(w, items) if it.episode is eps[1]] == [15.0, 3.0, 3.0, 3.0]

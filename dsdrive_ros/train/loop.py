@@ -60,6 +60,9 @@ class TrainConfig:
     # Frames where the ego stands but the expert drives off are ~2 % of the data; at that share a
     # speed-aware model learns "stopped -> stay stopped" (inertia). >1 oversamples them.
     startup_weight: float = 1.0
+    # Sampling weight per dataset root (default 1): e.g. DAgger frames, the states the model itself
+    # reaches, seen more often than their share. Multiplies startup_weight.
+    dataset_weights: dict = field(default_factory=dict)
     # ChauffeurNet's past-motion dropout: the share of training samples whose speed input reads 0
     # (labels unchanged), so "speed 0" stops being proof of "stay stopped" and images must decide.
     speed_dropout: float = 0.0
@@ -82,6 +85,14 @@ class TrainConfig:
 def is_startup(rec: dict) -> bool:
     """The ego stands (< 0.5 m/s) and the expert drives off (> 2 m within the horizon)."""
     return rec["speed"] < 0.5 and rec["waypoints"][-1][0] > 2.0
+
+
+def sample_weights(items: list, c: TrainConfig) -> list[float]:
+    """Sampling weight of each training clip: its dataset's weight x startup_weight for start-ups."""
+    roots = {Path(k).resolve(): float(v) for k, v in c.dataset_weights.items()}
+    root = lambda ep: Path(getattr(ep, "dir", None) or ep.route_dir).parent.resolve()  # noqa: E731
+    return [roots.get(root(it.episode), 1.0)
+            * (c.startup_weight if is_startup(it.episode.record(it.index)) else 1.0) for it in items]
 
 
 def drop_speed(speed: torch.Tensor, p: float) -> torch.Tensor:
@@ -213,11 +224,11 @@ def train(c: TrainConfig) -> Path:
         log.info("fine-tuning from %s", c.init_from)
     ddp = torch.nn.parallel.DistributedDataParallel(model) if distributed else model
     if distributed:
-        if c.startup_weight != 1.0:
-            raise ValueError("startup_weight needs a single process (no DistributedSampler weighting)")
+        if c.startup_weight != 1.0 or c.dataset_weights:
+            raise ValueError("startup_weight and dataset_weights need a single process (no DistributedSampler weighting)")
         sampler = DistributedSampler(train_ds, seed=c.seed)
-    elif c.startup_weight != 1.0:
-        weights = [c.startup_weight if is_startup(it.episode.record(it.index)) else 1.0 for it in train_ds.items]
+    elif c.startup_weight != 1.0 or c.dataset_weights:
+        weights = sample_weights(train_ds.items, c)
         sampler = WeightedRandomSampler(weights, len(weights), generator=torch.Generator().manual_seed(c.seed))
     else:
         sampler = None
