@@ -127,6 +127,42 @@ def test_core_keep_latest_drops_and_counts():
     assert out.frames_dropped == 0  # per plan, not cumulative
 
 
+def test_core_planner_idle_only_when_no_set_waits_or_plans():
+    sess = FakeSession()
+    core = PlanningCore(SPEC, sess, clock=FakeClock())
+    assert core.planner_idle.is_set()
+    core.on_frame("front", 1, _img())
+    assert core.planner_idle.is_set(), "an incomplete set is no work yet"
+    assert _send(core, 1)
+    assert not core.planner_idle.is_set()
+    pending = core.next_set(0)
+    _send(core, 2)  # a newer set arrives while the first is planned: still busy afterwards
+    core.plan(pending)
+    assert not core.planner_idle.is_set()
+    sess.fail = True  # a failing plan frees the CPU as well
+    with pytest.raises(RuntimeError):
+        core.plan(core.next_set(0))
+    assert core.planner_idle.is_set()
+    _send(core, 3)
+    core.reset_inputs()
+    assert core.planner_idle.is_set()
+
+
+def test_generate_runs_before_step_before_every_token():
+    from dsdrive_ros.runners.generate import generate
+
+    class CountingRunner:
+        def decode(self, ids, past):
+            logits = np.zeros((1, 1, 8), np.float32)
+            logits[0, -1, 3] = 1.0  # never eos (7): runs to max_tokens
+            return logits, past
+
+    calls = []
+    ids = generate(CountingRunner(), np.zeros((2, 2, 1, 2, 1, 4), np.float32), 0, 7, 5,
+                   before_step=lambda: calls.append(1))
+    assert ids == [3] * 5 and len(calls) == 5
+
+
 def test_core_invalid_output_and_failure_are_counted():
     sess = FakeSession()
     core = PlanningCore(SPEC, sess, clock=FakeClock())

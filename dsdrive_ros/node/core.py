@@ -144,6 +144,11 @@ class PlanningCore:
         self.sync = CameraSync(self.cameras, max_skew_ns=int(max_skew_ms * 1e6),
                                stale_after_ns=int(stale_after_ms * 1e6), anchor=self.anchor)
         self.slot: LatestSlot[_Pending] = LatestSlot()
+        # Set while no camera set waits and none is being planned: reasoning decodes only then
+        # (ReasoningWorker's generate waits on it before each token), so text never delays a plan
+        # by more than one decode step.
+        self.planner_idle = threading.Event()
+        self.planner_idle.set()
         self.rates = {c: RateMeter() for c in self.cameras}
         self.camera_errors = {c: 0 for c in self.cameras}
         self.latency = LatencyStats()
@@ -176,6 +181,7 @@ class PlanningCore:
             if self.slot.put(_Pending(fs, now)):
                 self.counters.inc("sets_dropped")
                 self._dropped_since_plan += 1
+            self.planner_idle.clear()
         return True
 
     def on_bad_frame(self, camera: str, reason: str = "") -> None:
@@ -230,6 +236,7 @@ class PlanningCore:
             if self.slot.clear():
                 self.counters.inc("sets_dropped")
                 self._dropped_since_plan += 1
+            self.planner_idle.set()
 
     def set_limits(self, max_skew_ms: Optional[float] = None, stale_after_ms: Optional[float] = None) -> None:
         with self._lock:
@@ -251,6 +258,14 @@ class PlanningCore:
         Raises PlanParseError for an unusable output and re-raises runtime failures; both are
         counted (``invalid_outputs`` / ``inference_errors``) and leave the core usable.
         """
+        try:
+            return self._plan(pending, frame_age_ms)
+        finally:
+            with self._lock:
+                if not self.slot:  # nothing newer waits: the CPU is free for reasoning
+                    self.planner_idle.set()
+
+    def _plan(self, pending: _Pending, frame_age_ms: Callable[[int], float]) -> tuple[PlanOutput, dict[str, Any]]:
         fs = pending.frameset
         instruction = self.instruction
         speed = self.current_speed()

@@ -67,6 +67,8 @@ TOPICS = {
     "odom": "odom",
 }
 _THROTTLE_S = 2.0
+# Longest a reasoning decode step waits for the planner to go idle (then it runs anyway: no starvation).
+_REASONING_WAIT_S = 0.1
 FUTURE_STAMP_TOLERANCE_S = 1.0   # a frame stamped further ahead of the node's clock is dropped
 MAX_INSTRUCTION_CHARS = 1000     # longer instructions are truncated (the model reads ~24 tokens)
 MIN_IMAGE_FRACTION = 0.25        # of the model's input height/width: smaller frames are dropped
@@ -478,7 +480,11 @@ class PlannerNodeMixin:
     # ---- reasoning thread ----
 
     def _generate(self, raw: dict, max_tokens: int) -> str:
-        return self.core.session.reason(raw, max_tokens=max_tokens)
+        # One decode step at a time, each after the planner went idle (bounded: text still comes
+        # when camera sets arrive back to back).
+        idle = self.core.planner_idle
+        return self.core.session.reason(raw, max_tokens=max_tokens,
+                                        before_step=lambda: idle.wait(_REASONING_WAIT_S))
 
     def _on_reasoning(self, text: str, stamp_ns: int, gen_ms: float) -> None:
         if self._stop.is_set() or not self._active:

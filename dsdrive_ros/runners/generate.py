@@ -3,14 +3,22 @@ from __future__ import annotations
 
 import numpy as np
 
+from typing import Callable, Optional
+
 from .base import Runner
 
 
-def generate(runner: Runner, prefix_kv: np.ndarray, bos: int, eos: int, max_tokens: int) -> list[int]:
-    """Token ids after `bos` until `eos` (excluded) or `max_tokens`, one decode step per token."""
+def generate(runner: Runner, prefix_kv: np.ndarray, bos: int, eos: int, max_tokens: int,
+             before_step: Optional[Callable[[], object]] = None) -> list[int]:
+    """Token ids after `bos` until `eos` (excluded) or `max_tokens`, one decode step per token.
+
+    `before_step` runs before every decode step: the node passes a wait for the planner to be idle,
+    so that text generation only uses the CPU between plans."""
     past, token, out = prefix_kv, bos, []
     ids = np.empty((prefix_kv.shape[2], 1), dtype=np.int64)
     for _ in range(max_tokens):
+        if before_step is not None:
+            before_step()
         ids[:] = token
         logits, past = runner.decode(ids, past)
         token = int(np.argmax(logits[0, -1]))

@@ -1,6 +1,8 @@
 """One driving session on a runner: instruction tokens, the frame-history ring, resets, reasoning."""
 from __future__ import annotations
 
+from typing import Callable
+
 import numpy as np
 
 from ..model.tokenizer import DSDriveTokenizer
@@ -56,8 +58,9 @@ class PlannerSession:
             self.reset()
         return result
 
-    def reason(self, result: dict, max_tokens: int | None = None) -> str:
+    def reason(self, result: dict, max_tokens: int | None = None,
+               before_step: Callable[[], object] | None = None) -> str:
         tok = self.spec.tokens
         ids = generate(self.runner, result["reasoner_kv"], tok["bos"], tok["eos"],
-                       max_tokens or self.spec.max_reasoning_tokens)
+                       max_tokens or self.spec.max_reasoning_tokens, before_step)
         return self.tokenizer.decode(ids)
