@@ -220,6 +220,20 @@ def test_eval_constant_velocity_short(tmp_path):
     assert r["agent"]["steps"] >= 40
 
 
+@pytest.mark.timeout(120)
+def test_eval_model_in_process_matches_the_node_pipeline_inputs(tmp_path, model_dir):
+    """--agent model-inprocess: the exported model in this process (no DDS), same rig and spacing."""
+    _sumo_or_skip()
+    from dsdrive_ros.sim.eval_cli import main
+
+    assert main(["--agent", "model-inprocess", "--model-dir", str(model_dir), "--routes", "1", "--seed",
+                 "0", "--max-steps", "20", "--out", str(tmp_path), "--no-progress"]) == 0
+    res = _check_results(tmp_path, 1, "model-inprocess")
+    assert res["routes"][0]["agent"]["steps"] >= 20
+    assert res["config"]["waypoint_dt"] == json.loads((model_dir / "config.json").read_text())[
+        "waypoints"]["dt_s"]
+
+
 @pytest.mark.timeout(180)
 def test_eval_model_through_the_real_node(tmp_path, model_dir):
     """Random weights: the score means nothing; the pipeline does (the node answers nearly every

@@ -1,7 +1,8 @@
 """dsdrive-eval: closed-loop, LangAuto-style evaluation in the SUMO world.
 
     dsdrive-eval --model-dir DIR --routes N --seed S [--town T | --net FILE]
-                 [--agent model|expert|expert-pid|constant-velocity] [--out OUT] [--max-steps N]
+                 [--agent model|model-inprocess|expert|expert-pid|constant-velocity] [--out OUT]
+                 [--max-steps N]
 
 Agents (all drive the same `Episode` loop of sim/episode.py; all but `expert` steer with LMDrive's
 PID path follower, sim/controller.py):
@@ -14,7 +15,10 @@ PID path follower, sim/controller.py):
                      last plan is reused); --no-node drives a node that already runs;
   expert             the privileged rule-based expert with its own controls (sanity/upper bound);
   expert-pid         the expert's online plan (5 waypoints, 0.5 s) through the PID;
-  constant-velocity  straight waypoints at the current speed (floor --cv-min-speed) through the PID.
+  constant-velocity  straight waypoints at the current speed (floor --cv-min-speed) through the PID;
+  model-inprocess    the exported model in this process (sim.dagger.ModelAgent: the node's
+                     preprocessing, ONNX Runtime, history ring; no DDS): a quick check while training.
+                     The reported closed-loop figures use `model` (the real node).
 
 Rates: the simulator steps at --sim-hz (default 20) and the agent (model + PID) runs at --model-hz
 (default 10), as in LMDrive (10 Hz model on a 20 Hz CARLA); a control is held for the sim steps in
@@ -48,7 +52,8 @@ import numpy as np
 
 __all__ = ["main", "build_parser", "run_eval", "plot_route", "route_seeds", "AGENTS"]
 
-AGENTS = ("model", "expert", "expert-pid", "constant-velocity")
+AGENTS = ("model", "model-inprocess", "expert", "expert-pid", "constant-velocity")
+MODEL_AGENTS = ("model", "model-inprocess")
 
 _INFRACTION_STYLE = {  # kind -> (marker, colour, label)
     "collision_pedestrian": ("X", "#d62728", "pedestrian collision"),
@@ -198,6 +203,10 @@ def _make_agent(args, spec: Optional[dict], node_proc):
         return RosBridgeAgent(spec["cameras"], spec["dt"], spec["count"], transport=args.transport,
                               plan_timeout=args.plan_timeout, startup_timeout=args.startup_timeout,
                               node=node_proc)
+    if args.agent == "model-inprocess":
+        from .dagger import ModelAgent
+
+        return ModelAgent(args.model_dir)
     if args.agent == "expert":
         return ExpertAgent("control", ep_cfg.waypoint_dt, ep_cfg.waypoints)
     if args.agent == "expert-pid":
@@ -315,8 +324,8 @@ def run_eval(args) -> dict:
 
     out: Path = args.out
     out.mkdir(parents=True, exist_ok=True)
-    if args.agent == "model" and args.model_dir is None:
-        raise SystemExit("dsdrive-eval: --agent model needs --model-dir")
+    if args.agent in MODEL_AGENTS and args.model_dir is None:
+        raise SystemExit(f"dsdrive-eval: --agent {args.agent} needs --model-dir")
     if args.routes < 1:
         raise SystemExit("dsdrive-eval: --routes must be >= 1")
     n = args.sim_hz / args.model_hz
@@ -325,8 +334,8 @@ def run_eval(args) -> dict:
 
     spec = _model_spec(args.model_dir) if args.model_dir is not None else None
     ep_defaults = EpisodeConfig()
-    cfg = EpisodeConfig(sim_hz=args.sim_hz, model_hz=args.model_hz, render=args.agent == "model")
-    rig = _rig_for(spec) if (spec is not None and args.agent == "model") else None
+    cfg = EpisodeConfig(sim_hz=args.sim_hz, model_hz=args.model_hz, render=args.agent in MODEL_AGENTS)
+    rig = _rig_for(spec) if (spec is not None and args.agent in MODEL_AGENTS) else None
     seeds = route_seeds(args.seed, args.routes)
     progress = not args.no_progress
 
@@ -384,8 +393,8 @@ def run_eval(args) -> dict:
               "net": str(args.net) if args.net else None, "routes": args.routes, "seed": args.seed,
               "route_seeds": seeds, "max_steps": args.max_steps, "sim_hz": args.sim_hz,
               "model_hz": args.model_hz,
-              "waypoint_dt": spec["dt"] if (spec and args.agent == "model") else ep_defaults.waypoint_dt,
-              "waypoint_count": spec["count"] if (spec and args.agent == "model") else ep_defaults.waypoints,
+              "waypoint_dt": spec["dt"] if (spec and args.agent in MODEL_AGENTS) else ep_defaults.waypoint_dt,
+              "waypoint_count": spec["count"] if (spec and args.agent in MODEL_AGENTS) else ep_defaults.waypoints,
               "model_dir": str(args.model_dir.resolve()) if args.model_dir else None,
               "transport": args.transport, "plan_timeout": args.plan_timeout,
               "backend": args.backend, "precision": args.precision, "reasoning": args.reasoning,
