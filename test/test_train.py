@@ -57,6 +57,11 @@ def test_train_resume_and_evaluate(dataset, tmp_path):
     m = json.loads((tmp_path / "run" / "open_loop.json").read_text())
     assert {"ade_m", "fde_m", "end_accuracy", "reasoning_token_accuracy", "plan_reasoning_consistency",
             "constant_velocity_ade_m"} <= set(m)
+    # the fixture's val episode (spider) turns left and right; per-action means add up to the mean
+    assert set(m["by_action"]) == {"turn left", "turn right"}
+    n = sum(v["frames"] for v in m["by_action"].values())
+    assert n == m["frames"]
+    assert sum(v["ade_m"] * v["frames"] for v in m["by_action"].values()) / n == pytest.approx(m["ade_m"])
     model = load_checkpoint(tmp_path / "run" / "last")
     assert model.cfg.image_height == 64
     # resume: 10 more steps continue from step 30, not from scratch
@@ -113,7 +118,7 @@ def test_history_dropout_hides_earlier_frames_only():
     assert mask.all()  # the input is not changed in place
 
 
-def test_sample_weights_multiply_dataset_and_startup_weights(tmp_path):
+def test_sample_weights_multiply_dataset_action_and_startup_weights(tmp_path):
     from dsdrive_ros.model.config import preset
     from dsdrive_ros.sim.dataset import DatasetReader
     from dsdrive_ros.train.data import ClipDataset
@@ -129,3 +134,7 @@ def test_sample_weights_multiply_dataset_and_startup_weights(tmp_path):
     w = sample_weights(items, c)
     assert [x for x, it in zip(w, items) if it.episode is eps[0]] == [1.0] * 4
     assert [x for x, it in zip(w, items) if it.episode is eps[1]] == [15.0, 3.0, 3.0, 3.0]
+    c.action_weights = {"turn left": 2.0}  # the fixture: frames 0-2 turn right, frame 3 turns left
+    w = sample_weights(items, c)
+    assert [x for x, it in zip(w, items) if it.episode is eps[0]] == [1.0, 1.0, 1.0, 2.0]
+    assert [x for x, it in zip(w, items) if it.episode is eps[1]] == [15.0, 3.0, 3.0, 6.0]

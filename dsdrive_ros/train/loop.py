@@ -63,6 +63,9 @@ class TrainConfig:
     # Sampling weight per dataset root (default 1): e.g. DAgger frames, the states the model itself
     # reaches, seen more often than their share. Multiplies startup_weight.
     dataset_weights: dict = field(default_factory=dict)
+    # Sampling weight per expert action (record "action", default 1): turns are ~15 % of frames and
+    # their lateral offsets are the minority an L1 loss gives up on (predicting the median y = 0).
+    action_weights: dict = field(default_factory=dict)
     # ChauffeurNet's past-motion dropout: the share of training samples whose speed input reads 0
     # (labels unchanged), so "speed 0" stops being proof of "stay stopped" and images must decide.
     speed_dropout: float = 0.0
@@ -88,11 +91,16 @@ def is_startup(rec: dict) -> bool:
 
 
 def sample_weights(items: list, c: TrainConfig) -> list[float]:
-    """Sampling weight of each training clip: its dataset's weight x startup_weight for start-ups."""
+    """Sampling weight of each training clip: its dataset's weight x its action's weight x
+    startup_weight for start-ups."""
     roots = {Path(k).resolve(): float(v) for k, v in c.dataset_weights.items()}
     root = lambda ep: Path(getattr(ep, "dir", None) or ep.route_dir).parent.resolve()  # noqa: E731
-    return [roots.get(root(it.episode), 1.0)
-            * (c.startup_weight if is_startup(it.episode.record(it.index)) else 1.0) for it in items]
+    weights = []
+    for it in items:
+        rec = it.episode.record(it.index)
+        weights.append(roots.get(root(it.episode), 1.0) * float(c.action_weights.get(rec.get("action"), 1.0))
+                       * (c.startup_weight if is_startup(rec) else 1.0))
+    return weights
 
 
 def drop_speed(speed: torch.Tensor, p: float) -> torch.Tensor:
@@ -224,10 +232,11 @@ def train(c: TrainConfig) -> Path:
         log.info("fine-tuning from %s", c.init_from)
     ddp = torch.nn.parallel.DistributedDataParallel(model) if distributed else model
     if distributed:
-        if c.startup_weight != 1.0 or c.dataset_weights:
-            raise ValueError("startup_weight and dataset_weights need a single process (no DistributedSampler weighting)")
+        if c.startup_weight != 1.0 or c.dataset_weights or c.action_weights:
+            raise ValueError("startup_weight, dataset_weights and action_weights need a single process "
+                             "(no DistributedSampler weighting)")
         sampler = DistributedSampler(train_ds, seed=c.seed)
-    elif c.startup_weight != 1.0 or c.dataset_weights:
+    elif c.startup_weight != 1.0 or c.dataset_weights or c.action_weights:
         weights = sample_weights(train_ds.items, c)
         sampler = WeightedRandomSampler(weights, len(weights), generator=torch.Generator().manual_seed(c.seed))
     else:
