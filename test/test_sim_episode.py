@@ -85,3 +85,26 @@ def test_expert_route_end_flags_and_score(cache):
     assert ends == list(range(n))  # each instruction completes once, in order
     assert ids == sorted(ids)
     assert "go" in actions and "stop" in actions | {"stop"}
+
+
+def test_ego_reinsertion_takes_a_fresh_route_id(cache):
+    """SUMO may drop the ego (teleport); re-inserting it must not reuse a route id that exists."""
+    import random
+
+    from dsdrive_ros.sim.ego import EGO_ID, Ego, EgoState
+    from dsdrive_ros.sim.routes import plan_route
+
+    world = World(generate_world("grid3", 2, cache), seed=2, warmup_s=1.0)
+    try:
+        tr = world.traci
+        route = plan_route(world, random.Random(2))
+        x, y, yaw = route.point_at(0.0)
+        ego = Ego(EgoState(x, y, yaw, 0.0))
+        ego.add_to_sumo(tr, route.edges)  # "ego_route"
+        for _ in range(3):
+            # the id a count-based suffix would pick next is already taken (as after other routes end)
+            tr.route.add(f"ego_route_{len(tr.route.getIDList()) + 1}", list(route.edges))
+            ego.add_to_sumo(tr, route.edges)
+            assert EGO_ID in tr.vehicle.getIDList()
+    finally:
+        world.close()

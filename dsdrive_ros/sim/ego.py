@@ -128,8 +128,12 @@ class Ego:
     def add_to_sumo(self, traci, route_edges: list[str], route_id: str = "ego_route") -> None:
         if EGO_ID in traci.vehicle.getIDList():
             traci.vehicle.remove(EGO_ID)
-        if route_id in traci.route.getIDList():
-            route_id = f"{route_id}_{len(traci.route.getIDList())}"
+        # A fresh id on every insertion: SUMO keeps route ids until the end, and a count-based
+        # suffix repeats once other routes are gone ("Could not add route").
+        existing, base, n = set(traci.route.getIDList()), route_id, 0
+        while route_id in existing:
+            n += 1
+            route_id = f"{base}_{n}"
         traci.route.add(route_id, list(route_edges))
         traci.vehicle.add(EGO_ID, route_id, typeID="ego", depart="now", departSpeed="0")
         traci.vehicle.setSpeedMode(EGO_ID, 0)
