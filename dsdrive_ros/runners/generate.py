@@ -1,9 +1,9 @@
 """Greedy text generation with the reasoner's KV cache."""
 from __future__ import annotations
 
-import numpy as np
-
 from typing import Callable, Optional
+
+import numpy as np
 
 from .base import Runner
 

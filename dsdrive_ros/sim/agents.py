@@ -51,17 +51,30 @@ class WaypointAgent:
         self.count = int(count)
         self.controller = WaypointController(self.dt, pid or PIDParams())
         self.last_waypoints: Optional[np.ndarray] = None
+        self._last_plan: Optional[tuple[np.ndarray, tuple[float, float, float]]] = None
         self.stats: dict = {}
         self.trace: list[dict] = []
 
     def reset(self, info) -> None:
         self.controller.reset()
         self.last_waypoints = None
+        self._last_plan = None
         self.stats = {"steps": 0}
         self.trace = []
 
     def plan(self, state: SceneState, images: dict) -> np.ndarray:
         raise NotImplementedError
+
+    def _keep(self, wp: np.ndarray, pose: tuple[float, float, float]) -> None:
+        """Remember a model plan and the pose it was made at (for `_reuse`)."""
+        self._last_plan = (np.asarray(wp, dtype=np.float64), pose)
+
+    def _reuse(self, pose: tuple[float, float, float]) -> np.ndarray:
+        """The last kept plan in base_link at `pose` (no new plan this step); none yet: stand still."""
+        if self._last_plan is None:
+            return np.zeros((self.count, 2))
+        old, old_pose = self._last_plan
+        return transform_waypoints(old, old_pose, pose)
 
     def act(self, state: SceneState, images: dict) -> Control:
         wp = np.asarray(self.plan(state, images), dtype=np.float64).reshape(-1, 2)

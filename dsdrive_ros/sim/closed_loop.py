@@ -36,7 +36,7 @@ import numpy as np
 
 from ..node.background import BackgroundNode
 from ..node.process import NodeProcess
-from .agents import WaypointAgent, transform_waypoints
+from .agents import WaypointAgent
 from .controller import PIDParams
 
 __all__ = ["RosBridgeAgent", "NodeProcess", "ROUTE_TIME_BASE_S",
@@ -80,7 +80,6 @@ class RosBridgeAgent(WaypointAgent):
         self._cond = threading.Condition()
         self._paths: dict[int, np.ndarray] = {}
         self._plans: dict[int, dict] = {}
-        self._last_plan: Optional[tuple[np.ndarray, tuple[float, float, float]]] = None
         self._instruction: Optional[str] = None
         self._init_ros(node_name, record_plans)
 
@@ -250,7 +249,6 @@ class RosBridgeAgent(WaypointAgent):
         super().reset(info)
         self.route_index += 1
         self._base_ns = int((ROUTE_TIME_BASE_S + self.route_index * ROUTE_TIME_SPACING_S) * 1e9)
-        self._last_plan = None
         self.stats.update({"plans": 0, "missed": 0, "instruction_mismatch": 0, "end_predicted": 0,
                            "end_true": 0, "unrendered": 0, "latency_ms": [], "model_latency_ms": []})
         self.reasoning: list[dict] = []
@@ -260,12 +258,6 @@ class RosBridgeAgent(WaypointAgent):
             if missing:
                 raise ValueError(f"the episode's camera rig lacks the model's cameras {missing}")
             self.wait_ready(shapes)
-
-    def _reuse(self, pose) -> np.ndarray:
-        if self._last_plan is None:
-            return np.zeros((self.count, 2))  # nothing yet: stand still (brakes)
-        old, old_pose = self._last_plan
-        return transform_waypoints(old, old_pose, pose)
 
     def plan(self, state, images: dict) -> np.ndarray:
         pose = (state.x, state.y, state.yaw)
@@ -282,7 +274,7 @@ class RosBridgeAgent(WaypointAgent):
         if wp is not None and len(wp) >= 2 and np.all(np.isfinite(wp)):
             self.stats["plans"] += 1
             self.stats["latency_ms"].append((time.monotonic() - t0) * 1000.0)
-            self._last_plan = (wp, pose)
+            self._keep(wp, pose)
             rec = self._plan_record(stamp_ns)
             if rec is not None:
                 self.stats["model_latency_ms"].append(rec["latency_ms"])

@@ -31,7 +31,7 @@ import numpy as np
 from ..frames import Preprocessor
 from ..runners import PlannerSession, load_tokenizer, make_runner
 from ..runners.spec import ModelSpec
-from .agents import WaypointAgent, transform_waypoints
+from .agents import WaypointAgent
 from .ego import Control
 from .episode import Episode, EpisodeConfig
 from .expert import Expert
@@ -58,18 +58,14 @@ class ModelAgent(WaypointAgent):
     def reset(self, info) -> None:
         super().reset(info)
         self.session.reset()
-        self._last: Optional[tuple[np.ndarray, tuple[float, float, float]]] = None
 
     def plan(self, state: SceneState, images: dict) -> np.ndarray:
         pose = (state.x, state.y, state.yaw)
         if any(c not in images for c in self.spec.cameras):
-            # Episode.run() acts once more, unrendered, after the route's end: the last plan
-            if self._last is None:
-                return np.zeros((self.count, 2))
-            return transform_waypoints(self._last[0], self._last[1], pose)
+            return self._reuse(pose)  # Episode.run() acts once more, unrendered, after the route's end
         frames = {c: images[c] for c in self.spec.cameras}
         wp = self.session.step(self.preprocess(frames), state.instruction, state.speed)["waypoints"]
-        self._last = (np.array(wp, dtype=np.float64), pose)
+        self._keep(wp, pose)
         return wp
 
 

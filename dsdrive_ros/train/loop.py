@@ -94,11 +94,11 @@ def sample_weights(items: list, c: TrainConfig) -> list[float]:
     """Sampling weight of each training clip: its dataset's weight x its action's weight x
     startup_weight for start-ups."""
     roots = {Path(k).resolve(): float(v) for k, v in c.dataset_weights.items()}
-    root = lambda ep: Path(getattr(ep, "dir", None) or ep.route_dir).parent.resolve()  # noqa: E731
     weights = []
     for it in items:
-        rec = it.episode.record(it.index)
-        weights.append(roots.get(root(it.episode), 1.0) * float(c.action_weights.get(rec.get("action"), 1.0))
+        ep, rec = it.episode, it.episode.record(it.index)
+        root = Path(getattr(ep, "dir", None) or ep.route_dir).parent.resolve()  # sim or LMDrive layout
+        weights.append(roots.get(root, 1.0) * float(c.action_weights.get(rec.get("action"), 1.0))
                        * (c.startup_weight if is_startup(rec) else 1.0))
     return weights
 
