@@ -207,6 +207,28 @@ def test_eval_expert_short_and_deterministic(tmp_path):
     assert b["progress_m"] == pytest.approx(r["progress_m"], abs=1e-6)
 
 
+def test_collision_geometry_in_the_egos_frame():
+    """The other agent's pose in base_link (x forward, y left), as recorded with each collision."""
+    from dsdrive_ros.sim.episode import _relative
+
+    # ego at (10, 5) facing north; a car 4 m behind it, 1 m to its left (west), facing north-east
+    x, y, yaw = _relative(10.0, 5.0, math.pi / 2, 9.0, 1.0, math.pi / 4)
+    assert (x, y) == pytest.approx((-4.0, 1.0), abs=0.01)
+    assert yaw == pytest.approx(-math.pi / 4, abs=1e-3)
+    # oncoming: headings differ by pi, wrapped into (-pi, pi]
+    assert abs(_relative(0.0, 0.0, 0.1, 5.0, 0.0, 0.1 + math.pi)[2]) == pytest.approx(math.pi, abs=1e-3)
+
+
+def test_collisions_while_standing_are_counted_apart():
+    from dsdrive_ros.sim.eval_cli import collisions_ego_standing
+
+    routes = [{"infraction_list": [{"kind": "collision_vehicle", "speed": 0.0},
+                                   {"kind": "collision_vehicle", "speed": 6.2},
+                                   {"kind": "red_light", "speed": 0.1}]},
+              {"infraction_list": [{"kind": "collision_pedestrian", "speed": 0.3}]}]
+    assert collisions_ego_standing(routes) == 2
+
+
 @pytest.mark.timeout(120)
 def test_eval_constant_velocity_short(tmp_path):
     _sumo_or_skip()

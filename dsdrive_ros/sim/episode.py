@@ -99,6 +99,14 @@ class Infraction:
     other: str = ""
 
 
+def _relative(ex: float, ey: float, eyaw: float, x: float, y: float, yaw: float) -> tuple[float, float, float]:
+    """(x, y, yaw) of a world pose in the frame of the ego's pose (base_link), yaw wrapped to (-pi, pi]."""
+    c, s = math.cos(eyaw), math.sin(eyaw)
+    dx, dy = x - ex, y - ey
+    dyaw = math.atan2(math.sin(yaw - eyaw), math.cos(yaw - eyaw))
+    return (round(c * dx + s * dy, 2), round(-s * dx + c * dy, 2), round(dyaw, 3))
+
+
 def obb_overlap(a: np.ndarray, b: np.ndarray) -> bool:
     """Separating-axis test for two convex quads (4, 2)."""
     for poly in (a, b):
@@ -298,7 +306,7 @@ class Episode:
                 last = self._contacts.get(aid)
                 if last is None or t - last > self.config.collision_reid_s:
                     k = "collision_pedestrian" if kind == "pedestrian" else "collision_vehicle"
-                    self._add(k, aid)
+                    self._add(k, aid, _relative(st.x, st.y, st.yaw, x, y, yaw))
                 self._contacts[aid] = t
         # red light: the front bumper crossed a signalised stop line
         f0 = np.asarray(prev_front)
@@ -350,12 +358,12 @@ class Episode:
             elif t - self._t0 > self._max_time:
                 self._finish("timeout")
 
-    def _add(self, kind: str, other: str) -> None:
+    def _add(self, kind: str, other: str, rel: tuple[float, float, float] | None = None) -> None:
         if self.status != "running":
             return  # after the end (the tail driven for future waypoints) nothing counts
         st = self.ego.state
         self.infractions.append(Infraction(kind, self.steps, self.world.time - self._t0, st.x, st.y,
-                                           other))
+                                           other, st.speed, rel))
         self._pending_events.append(f"{kind}:{other}")
 
     def _finish(self, status: str) -> None:

@@ -45,6 +45,7 @@ import json
 import math
 import sys
 import time
+from dataclasses import asdict
 from pathlib import Path
 from typing import Any, Optional, Sequence
 
@@ -54,6 +55,7 @@ __all__ = ["main", "build_parser", "run_eval", "plot_route", "route_seeds", "AGE
 
 AGENTS = ("model", "model-inprocess", "expert", "expert-pid", "constant-velocity")
 MODEL_AGENTS = ("model", "model-inprocess")
+STANDING_MPS = 0.5  # ego speed below which a collision counts as "hit while standing"
 
 _INFRACTION_STYLE = {  # kind -> (marker, colour, label)
     "collision_pedestrian": ("X", "#d62728", "pedestrian collision"),
@@ -273,8 +275,7 @@ def run_route(index: int, ep_seed: int, args, agent, cfg, rig, progress: bool) -
            "route_length_m": r["route_length"], "progress_m": r["progress_m"],
            "off_route_m": r["off_route_m"], "sim_time_s": r.get("time_s"), "steps": r.get("steps"),
            "wall_s": wall,
-           "infraction_list": [{"kind": i.kind, "step": i.step, "t": i.t, "x": i.x, "y": i.y,
-                                "other": i.other} for i in ep.infractions],
+           "infraction_list": [asdict(i) for i in ep.infractions],
            "agent": _agent_summary(agent)}
     rec["_plot"] = (ep.world.static, ep.route, list(ep.poses), list(ep.infractions))
     return rec
@@ -286,6 +287,12 @@ def _fmt(v: Any, nd: int = 1) -> str:
     if isinstance(v, float):
         return f"{v:.{nd}f}"
     return str(v)
+
+
+def collisions_ego_standing(routes: list[dict]) -> int:
+    """Collisions where the ego was below STANDING_MPS: the other road user ran into it."""
+    return sum(1 for r in routes for i in r.get("infraction_list", [])
+               if i["kind"].startswith("collision") and i.get("speed", 0.0) < STANDING_MPS)
 
 
 def write_summary(path: Path, results: dict) -> None:
@@ -314,6 +321,8 @@ def write_summary(path: Path, results: dict) -> None:
     lines.append(f"| **mean** | | | | **{m['RC']:.1f}** | **{m['IS']:.3f}** | **{m['DS']:.1f}** | "
                  f"{inf} | | |")
     lines += ["", "DS = RC x IS per route; the means are over routes (LangAuto / CARLA leaderboard).",
+              f"Collisions with the ego below {STANDING_MPS:g} m/s (hit while standing or creeping): "
+              f"{m.get('collisions_ego_standing', 0)} of {sum(n for k, n in m['infractions'].items() if k.startswith('collision'))}.",
               ""]
     path.write_text("\n".join(lines))
 
@@ -380,6 +389,7 @@ def run_eval(args) -> dict:
         node_rc = node_proc.stop() if node_proc is not None else None
 
     mean = scoring.aggregate(routes)
+    mean["collisions_ego_standing"] = collisions_ego_standing(routes)
     mean["status"] = {}
     for r in routes:
         mean["status"][r["status"]] = mean["status"].get(r["status"], 0) + 1
