@@ -219,6 +219,24 @@ def test_collision_geometry_in_the_egos_frame():
     assert abs(_relative(0.0, 0.0, 0.1, 5.0, 0.0, 0.1 + math.pi)[2]) == pytest.approx(math.pi, abs=1e-3)
 
 
+def test_a_collision_is_recorded_with_speed_and_geometry():
+    """Episode._add, the one place infractions are made, on a stand-in for the running episode."""
+    from dataclasses import asdict
+    from types import SimpleNamespace
+
+    from dsdrive_ros.sim.episode import Episode, EpisodeConfig, Infraction
+    from dsdrive_ros.sim.eval_cli import collisions_ego_standing
+
+    ep = SimpleNamespace(status="running", steps=12, world=SimpleNamespace(time=70.5), _t0=60.0,
+                         ego=SimpleNamespace(state=EgoState(x=1.0, y=2.0, yaw=0.0, speed=0.2)),
+                         infractions=[], _pending_events=[], config=EpisodeConfig())
+    Episode._add(ep, "collision_vehicle", "veh7", (-4.5, 0.3, 0.1))
+    assert ep.infractions == [Infraction("collision_vehicle", 12, 10.5, 1.0, 2.0, "veh7", 0.2,
+                                         (-4.5, 0.3, 0.1))]
+    assert ep._pending_events == ["collision_vehicle:veh7"]
+    assert collisions_ego_standing([{"infraction_list": [asdict(i) for i in ep.infractions]}]) == 1
+
+
 def test_collisions_while_standing_are_counted_apart():
     from dsdrive_ros.sim.eval_cli import collisions_ego_standing
 

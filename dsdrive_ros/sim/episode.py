@@ -97,6 +97,9 @@ class Infraction:
     x: float
     y: float
     other: str = ""
+    speed: float = 0.0  # the ego's, m/s: tells "drove into" from "was hit while standing"
+    # collisions: the other agent in the ego's base_link (x forward, y left) and its heading there
+    rel: tuple[float, float, float] | None = None
 
 
 def _relative(ex: float, ey: float, eyaw: float, x: float, y: float, yaw: float) -> tuple[float, float, float]:
