@@ -720,8 +720,9 @@ def main() -> int:
     spec = ModelSpec.load(args.model_dir)
     cameras = list(spec.cameras)
     h, w = int(spec.image["height"]), int(spec.image["width"])
-    domain = args.domain_id if args.domain_id is not None else 1 + (os.getpid() * 13 + 101) % 232
-    os.environ["ROS_DOMAIN_ID"] = str(domain)
+    from dsdrive_ros.node.process import private_domain
+
+    domain = private_domain(args.domain_id)
     env = os.environ.copy()
     env.update({"FASTDDS_BUILTIN_TRANSPORTS": "LARGE_DATA", "PYTHONUNBUFFERED": "1",
                 "ROS_DOMAIN_ID": str(domain)})

@@ -237,6 +237,17 @@ def test_a_collision_is_recorded_with_speed_and_geometry():
     assert collisions_ego_standing([{"infraction_list": [asdict(i) for i in ep.infractions]}]) == 1
 
 
+def test_private_ros_domain(monkeypatch):
+    from dsdrive_ros.node.process import private_domain
+
+    monkeypatch.setenv("ROS_DOMAIN_ID", "7")
+    d = private_domain()
+    assert 1 <= d <= 232 and d != 7 and os.environ["ROS_DOMAIN_ID"] == str(d)
+    assert private_domain(42) == 42 and os.environ["ROS_DOMAIN_ID"] == "42"
+    with pytest.raises(ValueError, match="0..232"):
+        private_domain(233)
+
+
 def test_collisions_while_standing_are_counted_apart():
     from dsdrive_ros.sim.eval_cli import collisions_ego_standing
 
@@ -288,6 +299,9 @@ def test_eval_model_through_the_real_node(tmp_path, model_dir):
     p = subprocess.run(cmd, cwd=tmp_path, env=env, capture_output=True, text=True, timeout=170)
     log = (out / "node.log").read_text(errors="replace") if (out / "node.log").exists() else ""
     assert p.returncode == 0, p.stdout[-3000:] + p.stderr[-3000:] + "\nnode.log:\n" + log[-3000:]
+    # its own node on a domain of its own: a parallel run on this machine cannot feed it
+    domain = json.loads((out / "results.json").read_text())["config"]["ros_domain_id"]
+    assert domain is not None and str(domain) != env.get("ROS_DOMAIN_ID", "0")
     res = _check_results(out, 1, "model")
     a = res["routes"][0]["agent"]
     assert a["plans"] + a["missed"] >= 60

@@ -24,6 +24,23 @@ def default_params_file() -> Optional[Path]:
     return p if p.is_file() else None
 
 
+def private_domain(domain_id: Optional[int] = None) -> int:
+    """Put this process, and every node it starts from now on, on a ROS domain of its own (from the
+    pid unless given). A tool that starts its own node must not hear another run's cameras, odometry,
+    instructions or plans: two replays or evaluations on one machine would otherwise drive each other's
+    node. Call before rclpy.init."""
+    if domain_id is None:
+        d = 1 + (os.getpid() * 13 + 101) % 232
+        if str(d) == os.environ.get("ROS_DOMAIN_ID"):  # never the shared one this shell is on
+            d = d % 232 + 1
+    else:
+        d = domain_id
+    if not 0 <= d <= 232:  # Fast DDS maps the domain id to UDP ports; 232 is the last that fits
+        raise ValueError(f"ROS domain id must be in 0..232, not {d}")
+    os.environ["ROS_DOMAIN_ID"] = str(d)
+    return d
+
+
 def node_env(**extra: str) -> dict[str, str]:
     env = os.environ.copy()
     env.setdefault("FASTDDS_BUILTIN_TRANSPORTS", "LARGE_DATA")  # images between processes without loss

@@ -30,7 +30,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Optional, Sequence
 
-from dsdrive_ros.node.process import NodeProcess
+from dsdrive_ros.node.process import NodeProcess, private_domain
 from dsdrive_ros.replay.bagio import (
     T_DIAG,
     T_PATH,
@@ -80,6 +80,10 @@ def build_parser() -> argparse.ArgumentParser:
     ap.add_argument("--overlays", type=int, default=4, help="front-camera overlay PNGs in the report")
     ap.add_argument("--no-node", action="store_true",
                     help="do not start the node (one is already running on this ROS domain)")
+    ap.add_argument("--domain-id", type=int, default=None,
+                    help="with its own node: the ROS domain of this replay (default: a private one "
+                         "from the pid, so that parallel replays or evaluations do not hear each "
+                         "other; pass $ROS_DOMAIN_ID to watch it in rviz)")
     ap.add_argument("--no-report", action="store_true", help="skip report.md")
     ap.add_argument("--overwrite", action="store_true", help="replace OUT/outputs if it exists")
     ap.add_argument("--no-progress", action="store_true", help="no tqdm progress bar")
@@ -208,6 +212,8 @@ class Replay:
 
         a = self.args
         t_start = time.monotonic()
+        if not (a.no_node and a.domain_id is None):
+            private_domain(a.domain_id)
         if not a.no_node:
             self._start_node(inputs.transport)
         ctx = rclpy.context.Context()

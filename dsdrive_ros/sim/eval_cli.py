@@ -98,6 +98,10 @@ def build_parser() -> argparse.ArgumentParser:
     ap.add_argument("--no-node", action="store_true",
                     help="--agent model: do not start dsdrive_node (one already runs on this "
                          "ROS domain, e.g. from launch/dsdrive.launch.py with use_sim_time)")
+    ap.add_argument("--domain-id", type=int, default=None,
+                    help="--agent model with its own node: the ROS domain of this run (default: a "
+                         "private one from the pid, so that parallel runs do not hear each other; "
+                         "pass $ROS_DOMAIN_ID to watch it in rviz)")
     ap.add_argument("--cv-min-speed", type=float, default=4.0,
                     help="constant-velocity agent: speed floor (m/s); 0 = never leaves the start")
     ap.add_argument("--cache", default=None, help="SUMO world cache folder (default: sim/world.py's)")
@@ -350,9 +354,14 @@ def run_eval(args) -> dict:
 
     node_proc = None
     agent = None
+    domain = None
     routes: list[dict] = []
     t_start = time.monotonic()
     try:
+        if args.agent == "model" and not (args.no_node and args.domain_id is None):
+            from ..node.process import private_domain
+
+            domain = private_domain(args.domain_id)
         if args.agent == "model" and not args.no_node:
             from .closed_loop import NodeProcess
 
@@ -416,6 +425,7 @@ def run_eval(args) -> dict:
         config["node_exit_code"] = node_rc
         if agent is not None and hasattr(agent, "startup_s"):
             config["node_startup_s"] = agent.startup_s
+    config["ros_domain_id"] = domain
     results = {"config": config, "routes": routes, "mean": mean,
                "wall_s": time.monotonic() - t_start}
     (out / "results.json").write_text(json.dumps(_jsonable(results), indent=1))
