@@ -4,7 +4,8 @@
     python bench/closed_loop_table.py --row "CV=runs/eval/cv-s7,runs/eval/cv-s8" \
         --row "model=runs/eval/m-s7,runs/eval/m-s8" [--out bench/results/closed_loop_30.json]
 
-Each row is LABEL=DIR[,DIR...]; each DIR holds a results.json. The routes of a row's runs are pooled:
+Each row is LABEL=RUN[,RUN...]; a RUN is a `dsdrive-eval --out` folder or its results.json (as kept
+in a model's closed_loop/). The routes of a row's runs are pooled:
 DS, RC and IS are means over all of them (the LangAuto / CARLA-leaderboard mean), and the per-run DS
 means are listed beside them to show the spread. Rows must cover the same route seeds; the script
 refuses rows that do not, so that no table compares different routes.
@@ -26,7 +27,8 @@ def load_row(spec: str) -> dict:
     label, _, dirs = spec.partition("=")
     if not dirs:
         raise SystemExit(f"--row {spec!r}: expected LABEL=DIR[,DIR...]")
-    runs = [json.loads((Path(d) / "results.json").read_text()) for d in dirs.split(",")]
+    runs = [json.loads((Path(d) / "results.json" if Path(d).is_dir() else Path(d)).read_text())
+            for d in dirs.split(",")]
     routes = [r for run in runs for r in run["routes"]]
     mean = aggregate(routes)
     status = Counter(r["status"] for r in routes)
