@@ -724,8 +724,7 @@ def main() -> int:
 
     domain = private_domain(args.domain_id)
     env = os.environ.copy()
-    env.update({"FASTDDS_BUILTIN_TRANSPORTS": "LARGE_DATA", "PYTHONUNBUFFERED": "1",
-                "ROS_DOMAIN_ID": str(domain)})
+    env.update({"FASTDDS_BUILTIN_TRANSPORTS": "LARGE_DATA", "PYTHONUNBUFFERED": "1"})  # domain: set above
     os.environ["FASTDDS_BUILTIN_TRANSPORTS"] = "LARGE_DATA"
 
     n = args.frames

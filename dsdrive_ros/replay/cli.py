@@ -212,7 +212,7 @@ class Replay:
 
         a = self.args
         t_start = time.monotonic()
-        if not (a.no_node and a.domain_id is None):
+        if a.domain_id is not None or not a.no_node:  # with --no-node: the shell's domain
             private_domain(a.domain_id)
         if not a.no_node:
             self._start_node(inputs.transport)

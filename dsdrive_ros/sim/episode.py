@@ -39,6 +39,7 @@ from typing import Callable, Iterator, Protocol
 import numpy as np
 
 from . import score as scoring
+from .agents import transform_waypoints
 from .cameras import CameraConfig, CameraRig
 from .ego import EGO_ID, Control, Ego, EgoParams, EgoState
 from .render import Box, Renderer, agent_color
@@ -104,10 +105,9 @@ class Infraction:
 
 def _relative(ex: float, ey: float, eyaw: float, x: float, y: float, yaw: float) -> tuple[float, float, float]:
     """(x, y, yaw) of a world pose in the frame of the ego's pose (base_link), yaw wrapped to (-pi, pi]."""
-    c, s = math.cos(eyaw), math.sin(eyaw)
-    dx, dy = x - ex, y - ey
+    (rx, ry), = transform_waypoints([[x, y]], (0.0, 0.0, 0.0), (ex, ey, eyaw))  # world is the pose 0
     dyaw = math.atan2(math.sin(yaw - eyaw), math.cos(yaw - eyaw))
-    return (round(c * dx + s * dy, 2), round(-s * dx + c * dy, 2), round(dyaw, 3))
+    return (round(float(rx), 2), round(float(ry), 2), round(dyaw, 3))
 
 
 def obb_overlap(a: np.ndarray, b: np.ndarray) -> bool:

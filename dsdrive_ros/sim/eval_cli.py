@@ -358,7 +358,7 @@ def run_eval(args) -> dict:
     routes: list[dict] = []
     t_start = time.monotonic()
     try:
-        if args.agent == "model" and not (args.no_node and args.domain_id is None):
+        if args.agent == "model" and (args.domain_id is not None or not args.no_node):
             from ..node.process import private_domain
 
             domain = private_domain(args.domain_id)
