@@ -105,6 +105,21 @@ def test_joint_loss_parts():
     assert "loss_reasoning" not in no_reasoning(training_batch(cfg, 2))
 
 
+def test_lateral_weight_shifts_the_waypoint_loss_onto_y():
+    cfg = preset("tiny", image_height=64, image_width=96, history_frames=2, lambda_reasoning=0.0, lambda_end=0.0)
+    model = init_weights(DSDrive(cfg))
+    batch = training_batch(cfg, 2)
+    with torch.no_grad():
+        pred = model(batch)["waypoints"]
+        err = (pred - batch["waypoints"]).abs()
+        plain = model(batch)
+        model.cfg.waypoint_lateral_weight = 3.0
+        weighted = model(batch)
+    torch.testing.assert_close(plain["loss"], err.mean())  # weight 1: the plain L1
+    torch.testing.assert_close(weighted["loss_waypoints"], err.mean())  # the log stays the plain L1
+    torch.testing.assert_close(weighted["loss"], (err[..., 0].mean() + 3.0 * err[..., 1].mean()) / 4.0)
+
+
 @pytest.mark.timeout(900)  # ~35 s on an idle 2-core machine; CPU-bound training
 def test_tiny_overfits_a_handful_of_samples():
     torch.manual_seed(0)

@@ -69,6 +69,13 @@ def test_train_resume_and_evaluate(dataset, tmp_path):
     rows = list(csv.DictReader((tmp_path / "run" / "metrics.csv").open()))
     assert [int(r["step"]) for r in rows if r["loss"]][-2:] == [35, 40]
     assert json.loads((tmp_path / "run" / "last" / "train_state.json").read_text())["step"] == 40
+    # fine-tune: `model` overrides change the loss weights of the loaded checkpoint's config
+    ft = {**cfg, "out": str(tmp_path / "ft"), "init_from": str(tmp_path / "run" / "last"), "steps": 5,
+          "eval_every": 100, "save_every": 5, "model": {"waypoint_lateral_weight": 3.0}}
+    path.write_text(yaml.safe_dump(ft))
+    assert train_main(["--config", str(path)]) == 0
+    tuned = load_checkpoint(tmp_path / "ft" / "last")
+    assert tuned.cfg.waypoint_lateral_weight == 3.0 and tuned.cfg.image_height == 64
 
 
 def test_config_errors(tmp_path):

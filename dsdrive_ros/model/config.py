@@ -58,6 +58,9 @@ class DSDriveConfig:
     eos_id: int = 2
     # joint loss: λ1·L1(waypoints) + λ2·CE(answer) + λ3·CE(end)
     lambda_waypoints: float = 1.0
+    # weight of the lateral (y) part of the waypoint L1 against the longitudinal (x): a lane width of
+    # lateral error matters more in closed loop than the same error in how far the car gets
+    waypoint_lateral_weight: float = 1.0
     lambda_reasoning: float = 0.5
     lambda_end: float = 0.2
     end_threshold: float = 0.75

@@ -296,9 +296,12 @@ class DSDrive(nn.Module):
         wp = self.waypoint_head(last).view(-1, cfg.n_waypoints, 2)
         end_logits = self.end_head(last)
         out = {"waypoints": wp, "end_logits": end_logits}
-        loss_wp = F.l1_loss(wp, batch["waypoints"])
+        err = (wp - batch["waypoints"]).abs()
+        loss_wp = err.mean()  # the plain L1, logged; the loss weights y by waypoint_lateral_weight
+        axis_w = err.new_tensor([1.0, cfg.waypoint_lateral_weight])
+        loss_wp_weighted = (err * axis_w).mean() * 2.0 / (1.0 + cfg.waypoint_lateral_weight)
         loss_end = F.cross_entropy(end_logits, batch["end"])
-        loss = cfg.lambda_waypoints * loss_wp + cfg.lambda_end * loss_end
+        loss = cfg.lambda_waypoints * loss_wp_weighted + cfg.lambda_end * loss_end
         out.update(loss_waypoints=loss_wp, loss_end=loss_end)
         if cfg.lambda_reasoning > 0 and "reasoning_ids" in batch:
             r = batch["reasoning_ids"]

@@ -149,6 +149,8 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--beta", type=float, default=0.3, help="probability that the expert drives a segment")
     ap.add_argument("--segment-s", type=float, default=2.0)
     ap.add_argument("--stuck-s", type=float, default=4.0)
+    ap.add_argument("--off-route-m", type=float, default=2.5,
+                    help="the expert takes over when the route is this far to the side (m)")
     ap.add_argument("--threads", type=int, default=1)
     args = ap.parse_args(argv)
     if not 0.0 <= args.beta <= 1.0:
@@ -161,7 +163,8 @@ def main(argv: list[str] | None = None) -> int:
         if writer.is_complete(name):
             continue
         ep = DaggerEpisode(town, ep_seed, args.steps,
-                           DaggerAgent(model, args.beta, args.segment_s, args.stuck_s, seed=ep_seed))
+                           DaggerAgent(model, args.beta, args.segment_s, args.stuck_s,
+                                       args.off_route_m, seed=ep_seed))
         try:
             n = write_episode(writer, name, town, ep_seed, ep, teacher)
         finally:

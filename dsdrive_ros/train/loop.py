@@ -25,7 +25,7 @@ from torch.utils.data import DataLoader, DistributedSampler, WeightedRandomSampl
 from tqdm import tqdm
 
 from ..model.checkpoint import load_checkpoint, save_checkpoint
-from ..model.config import preset
+from ..model.config import DSDriveConfig, preset
 from ..model.dsdrive import DSDrive, init_weights
 from ..model.tokenizer import DSDriveTokenizer
 from .data import ClipDataset, collate, corpus
@@ -210,7 +210,10 @@ def train(c: TrainConfig) -> Path:
 
     train_eps, val_eps = load_episodes(c)
     last = out / "last"
-    cfg = load_checkpoint(c.init_from).cfg if c.init_from else preset(c.preset, **c.model)
+    if c.init_from:  # `model` overrides then change the loss weights (a shape change fails the load)
+        cfg = DSDriveConfig.from_dict({**load_checkpoint(c.init_from).cfg.to_dict(), **c.model})
+    else:
+        cfg = preset(c.preset, **c.model)
     if (last / "tokenizer.json").exists():
         tokenizer = DSDriveTokenizer.load(last / "tokenizer.json")
     elif c.init_from:
