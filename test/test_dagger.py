@@ -54,3 +54,17 @@ def test_model_drives_and_frames_land_in_a_dataset(model, tmp_path):
     assert episode.meta["dagger"] == agent.counts
     rec = episode.record(0)
     assert action_from_text(rec["teacher"]) == rec["action"]
+
+
+@pytest.mark.parametrize("off_route_m, takes_over", [(1.0, True), (2.5, False)])
+def test_expert_takes_over_at_the_lateral_error_given(model, off_route_m, takes_over):
+    from types import SimpleNamespace
+
+    agent = DaggerAgent(model, beta=0.0, off_route_m=off_route_m)
+    agent.dt, agent.driver, agent.left, agent.stood = 0.1, "model", 0.0, 0.0
+    agent.counts = {"model": 0, "expert": 0, "takeover": 0}
+    # the expert's plan starts 1.5 m to the side: the car is 1.5 m off its route
+    state = SimpleNamespace(planned_waypoints=[[2.0, 1.5], [4.0, 1.2]], speed=5.0)
+    agent._choose(state)
+    assert (agent.driver == "expert") == takes_over
+    assert agent.counts["takeover"] == int(takes_over)
