@@ -720,12 +720,11 @@ def main() -> int:
     spec = ModelSpec.load(args.model_dir)
     cameras = list(spec.cameras)
     h, w = int(spec.image["height"]), int(spec.image["width"])
-    from dsdrive_ros.node.process import private_domain
+    from dsdrive_ros.node.process import node_env, private_domain
 
     domain = private_domain(args.domain_id)
-    env = os.environ.copy()
-    env.update({"FASTDDS_BUILTIN_TRANSPORTS": "LARGE_DATA", "PYTHONUNBUFFERED": "1"})  # domain: set above
-    os.environ["FASTDDS_BUILTIN_TRANSPORTS"] = "LARGE_DATA"
+    os.environ["FASTDDS_BUILTIN_TRANSPORTS"] = "LARGE_DATA"  # this process and the node alike
+    env = node_env()  # with the domain set above
 
     n = args.frames
     quarter = max(1, n // 4)

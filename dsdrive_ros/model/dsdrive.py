@@ -297,9 +297,9 @@ class DSDrive(nn.Module):
         end_logits = self.end_head(last)
         out = {"waypoints": wp, "end_logits": end_logits}
         err = (wp - batch["waypoints"]).abs()
-        loss_wp = err.mean()  # the plain L1, logged; the loss weights y by waypoint_lateral_weight
-        axis_w = err.new_tensor([1.0, cfg.waypoint_lateral_weight])
-        loss_wp_weighted = (err * axis_w).mean() * 2.0 / (1.0 + cfg.waypoint_lateral_weight)
+        loss_wp = err.mean()  # the plain L1, logged
+        w = cfg.waypoint_lateral_weight  # the loss: a weighted mean of the x and y L1s (w = 1: plain L1)
+        loss_wp_weighted = (err[..., 0].mean() + w * err[..., 1].mean()) / (1.0 + w)
         loss_end = F.cross_entropy(end_logits, batch["end"])
         loss = cfg.lambda_waypoints * loss_wp_weighted + cfg.lambda_end * loss_end
         out.update(loss_waypoints=loss_wp, loss_end=loss_end)

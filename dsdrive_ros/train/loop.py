@@ -210,8 +210,9 @@ def train(c: TrainConfig) -> Path:
 
     train_eps, val_eps = load_episodes(c)
     last = out / "last"
-    if c.init_from:  # `model` overrides then change the loss weights (a shape change fails the load)
-        cfg = DSDriveConfig.from_dict({**load_checkpoint(c.init_from).cfg.to_dict(), **c.model})
+    init = load_checkpoint(c.init_from) if c.init_from else None
+    if init is not None:  # `model` overrides then change the loss weights (a shape change fails the load)
+        cfg = DSDriveConfig.from_dict({**init.cfg.to_dict(), **c.model})
     else:
         cfg = preset(c.preset, **c.model)
     if (last / "tokenizer.json").exists():
@@ -230,8 +231,8 @@ def train(c: TrainConfig) -> Path:
     step = _load_state(last, model, opt) if (last / "train_state.json").exists() else 0
     if step:
         log.info("resumed from %s at step %d", last, step)
-    elif c.init_from:
-        model.load_state_dict(load_checkpoint(c.init_from).state_dict())
+    elif init is not None:
+        model.load_state_dict(init.state_dict())
         log.info("fine-tuning from %s", c.init_from)
     ddp = torch.nn.parallel.DistributedDataParallel(model) if distributed else model
     if distributed:
