@@ -36,6 +36,25 @@ def test_segmentation_hand_made_route():
     assert all(a.s_end == b.s_start for a, b in zip(ins, ins[1:]))
 
 
+def test_manoeuvre_is_announced_before_its_lane_change():
+    """A lane change 70 m before J4 (more than announce_m) is covered by J4's instruction, with a
+    lead; the follow stretch before it shrinks. Without a lane change nothing moves."""
+    js = _junctions()
+    js[3].lane_change_s = 230.0
+    ins = segment_instructions(js, 400.0, random.Random(0), announce_m=40.0, min_follow_m=25.0,
+                               lane_change_lead_m=10.0)
+    got = [(i.maneuver, round(i.s_start), round(i.s_end)) for i in ins]
+    assert got[3:5] == [("follow", 185, 220), ("straight", 220, 312)]
+    # a lane change closer than announce_m changes nothing
+    js[3].lane_change_s = 280.0
+    ins = segment_instructions(js, 400.0, random.Random(0), announce_m=40.0)
+    assert [(i.maneuver, round(i.s_start)) for i in ins][4] == ("straight", 260)
+    # never before the previous instruction's end
+    js[3].lane_change_s = 150.0
+    ins = segment_instructions(js, 400.0, random.Random(0), announce_m=40.0)
+    assert [(i.maneuver, round(i.s_start)) for i in ins][3] == ("straight", 185)
+
+
 def test_segmentation_short_tail_joins_last():
     ins = segment_instructions([JunctionPass("J", 50.0, 60.0, "r", "right", True)], 70.0,
                                random.Random(1))

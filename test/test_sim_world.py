@@ -67,3 +67,26 @@ def test_route_geometry_and_instructions(world):
     x, y, _ = r1.point_at(50.0)
     s, d = t.update(x, y)
     assert s == pytest.approx(50.0, abs=0.05) and d < 0.05
+
+
+def test_lane_changes_come_under_their_manoeuvre(tmp_path):
+    """grid4 has two-lane roads: a route's lane change before a decision junction lies inside that
+    junction's instruction (never under "follow the road"), and the last edge keeps its lane."""
+    w = World(generate_world("grid4", 0, str(tmp_path)), seed=0, warmup_s=5.0)
+    try:
+        rng = random.Random(5)
+        changes = 0
+        for _ in range(20):
+            r = plan_route(w, rng)
+            for j in r.junctions:
+                if j.lane_change_s is None or not j.decision or j.maneuver == "follow":
+                    continue
+                changes += 1
+                ins = r.instruction_at(j.lane_change_s)
+                assert ins.junction == j.junction and ins.maneuver == j.maneuver
+            last_edge = [ln for ln in r.lanes if not ln.startswith(":")
+                         and w.static.lanes[ln].edge == r.edges[-1]]
+            assert len(last_edge) == 1, last_edge
+        assert changes >= 1  # the check above ran
+    finally:
+        w.close()

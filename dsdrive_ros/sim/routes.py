@@ -4,12 +4,14 @@
 every edge the lane that links to the next edge (fewest lane changes, planned backwards), and strings
 the lanes and SUMO's own internal junction lanes (`lane.getLinks` -> via lane) into one polyline,
 resampled every metre. Where the arrival and departure lanes of an edge differ, the polyline blends
-across in the middle of the edge (a lane change).
+across in the middle of the edge (a lane change). The last edge keeps its arrival lane: a lane change
+there would prepare for nothing.
 
 Instructions are LangAuto-like. `segment_instructions` is a pure function over the junction passes:
 per decision junction (one with a real choice of exits) one manoeuvre instruction ("turn left at the
-next intersection", ...) that starts `announce_m` before the junction and ends where the route leaves
-it; long stretches before it get a "follow the road" instruction; the route ends with one. Each
+next intersection", ...) that starts `announce_m` before the junction, or earlier, before the lane
+change the manoeuvre needs (a lane change under "follow the road" cannot be told from the text, and
+a model learns to drift mid-edge), and ends where the route leaves it; long stretches before it get a "follow the road" instruction; the route ends with one. Each
 manoeuvre has several paraphrases; the choice is seeded. An instruction's `end` flag is raised on the
 step on which the ego's progress first reaches the instruction's `s_end`.
 """
@@ -79,6 +81,7 @@ class JunctionPass:
     via: list[str] = field(default_factory=list)
     tls: str | None = None
     link_index: int = -1  # the TLS link index of the route's connection (-1: unsignalised)
+    lane_change_s: float | None = None  # where the lane change on the incoming edge starts, if any
 
 
 @dataclass
@@ -96,14 +99,18 @@ class Instruction:
 
 
 def segment_instructions(junctions: list[JunctionPass], length: float, rng: random.Random,
-                         announce_m: float = 40.0, min_follow_m: float = 25.0) -> list[Instruction]:
+                         announce_m: float = 40.0, min_follow_m: float = 25.0,
+                         lane_change_lead_m: float = 10.0) -> list[Instruction]:
     """Split a route of `length` m into instructions (see module doc). Pure and deterministic."""
     segs: list[tuple[str, float, float, str | None]] = []
     prev = 0.0
     for j in junctions:
         if not j.decision or j.maneuver == "follow":
             continue
-        start = max(prev, j.s_entry - announce_m)
+        start = j.s_entry - announce_m
+        if j.lane_change_s is not None:
+            start = min(start, j.lane_change_s - lane_change_lead_m)
+        start = max(prev, start)
         if start - prev >= min_follow_m:
             segs.append(("follow", prev, start, None))
         else:
@@ -281,12 +288,17 @@ def _blend_lanes(arr: np.ndarray, dep: np.ndarray, length: float) -> np.ndarray:
     u = np.linspace(0.0, 1.0, n + 1)
     a = _sample_shape(arr, u)
     b = _sample_shape(dep, u)
-    # lane change over ~25 m (or the middle 60 % of a short edge), centred on the edge
-    half = min(12.5, 0.3 * length) / max(length, 1e-6)
-    u0, u1 = 0.5 - half, 0.5 + half
+    u0, u1 = _blend_span(length)
     t = np.clip((u - u0) / max(u1 - u0, 1e-6), 0.0, 1.0)
     w = t * t * (3 - 2 * t)
     return a * (1 - w[:, None]) + b * w[:, None]
+
+
+def _blend_span(length: float) -> tuple[float, float]:
+    """The lane change's start and end as fractions of the edge: ~25 m (or the middle 60 % of a
+    short edge), centred on the edge."""
+    half = min(12.5, 0.3 * length) / max(length, 1e-6)
+    return 0.5 - half, 0.5 + half
 
 
 def _heading(shape: np.ndarray, at_end: bool) -> float:
@@ -342,8 +354,7 @@ def build_route(world, edges: list[str], seed: int = 0, start_offset: float = 5.
     # arrival lane per edge (where the previous edge's link lands)
     dep: list[str] = [""] * n
     arr: list[str] = [""] * n
-    last = road_lanes(edges[-1])
-    dep[-1] = last[0]
+    dep[-1] = road_lanes(edges[-1])[0]  # only a one-edge route keeps this; else the arrival lane
     for i in range(n - 2, -1, -1):
         options = []  # (lane changes, prefer rightmost, from lane, to lane)
         for ln in road_lanes(edges[i]):
@@ -351,13 +362,16 @@ def build_route(world, edges: list[str], seed: int = 0, start_offset: float = 5.
                 to = link[0]
                 if static.lanes.get(to) is None or static.lanes[to].edge != edges[i + 1]:
                     continue
-                cost = abs(static.lanes[to].index - static.lanes[dep[i + 1]].index)
+                cost = 0 if i == n - 2 else abs(static.lanes[to].index
+                                                 - static.lanes[dep[i + 1]].index)
                 options.append((cost, static.lanes[ln].index, ln, to))
         if not options:
             raise ValueError(f"no lane link {edges[i]} -> {edges[i + 1]}")
         options.sort()
         _, _, dep[i], arr[i + 1] = options[0]
     arr[0] = dep[0]
+    if n > 1:
+        dep[-1] = arr[-1]
 
     parts: list[tuple[np.ndarray, float, float, bool]] = []
     lanes_driven: list[str] = []
@@ -380,13 +394,18 @@ def build_route(world, edges: list[str], seed: int = 0, start_offset: float = 5.
             parts.append((li.shape, li.width, li.speed, True))
             lanes_driven.append(v)
         junction = world.net.getEdge(e).getToNode().getID()
-        pending.append((junction, edge_part, len(parts) - 1, direction, dep[i], arr[i + 1], chain))
+        pending.append((junction, edge_part, len(parts) - 1, direction, dep[i], arr[i + 1], chain,
+                        arr[i] != dep[i]))
 
     P, S, W, V, J, part_s = _resample(parts)
     junctions: list[JunctionPass] = []
-    for (jid, p_in, p_out, direction, in_lane, out_lane, chain) in pending:
+    for (jid, p_in, p_out, direction, in_lane, out_lane, chain, changes) in pending:
         s_in = part_s[p_in][1]
         s_out = part_s[p_out][1]
+        lane_change_s = None
+        if changes:
+            a, b = part_s[p_in]
+            lane_change_s = a + _blend_span(b - a)[0] * (b - a)
         in_edge = static.lanes[in_lane].edge
         exits = set()
         for ln in road_lanes(in_edge):
@@ -401,7 +420,7 @@ def build_route(world, edges: list[str], seed: int = 0, start_offset: float = 5.
                 tls, link_index = sl.tls, sl.link_index
         man = _maneuver(static, in_lane, out_lane, direction) if decision else "follow"
         junctions.append(JunctionPass(jid, s_in, s_out, direction, man, decision,
-                                      in_lane, out_lane, list(chain), tls, link_index))
+                                      in_lane, out_lane, list(chain), tls, link_index, lane_change_s))
     # trim the start/end offsets (spawn a little into the first edge, stop before the last junction)
     s0 = min(start_offset, 0.25 * S[-1])
     s1 = max(S[-1] - end_offset, s0 + 1.0)
@@ -411,6 +430,8 @@ def build_route(world, edges: list[str], seed: int = 0, start_offset: float = 5.
     for j in junctions:
         j.s_entry -= s0
         j.s_exit -= s0
+        if j.lane_change_s is not None:
+            j.lane_change_s -= s0
     junctions = [j for j in junctions if 0.0 < j.s_exit and j.s_entry < S[-1]]
     rng = random.Random(seed)
     instructions = segment_instructions(junctions, float(S[-1]), rng, announce_m=announce_m)
