@@ -11,9 +11,10 @@ Instructions are LangAuto-like. `segment_instructions` is a pure function over t
 per decision junction (one with a real choice of exits) one manoeuvre instruction ("turn left at the
 next intersection", ...) that starts `announce_m` before the junction, or earlier, before the lane
 change the manoeuvre needs (a lane change under "follow the road" cannot be told from the text, and
-a model learns to drift mid-edge), and ends where the route leaves it; long stretches before it get a "follow the road" instruction; the route ends with one. Each
-manoeuvre has several paraphrases; the choice is seeded. An instruction's `end` flag is raised on the
-step on which the ego's progress first reaches the instruction's `s_end`.
+a model learns to drift mid-edge), and ends where the route leaves it; long stretches before it get a
+"follow the road" instruction; the route ends with one. Each manoeuvre has several paraphrases; the
+choice is seeded. An instruction's `end` flag is raised on the step on which the ego's progress first
+reaches the instruction's `s_end`.
 """
 from __future__ import annotations
 
