@@ -355,7 +355,6 @@ def build_route(world, edges: list[str], seed: int = 0, start_offset: float = 5.
     # arrival lane per edge (where the previous edge's link lands)
     dep: list[str] = [""] * n
     arr: list[str] = [""] * n
-    dep[-1] = road_lanes(edges[-1])[0]  # only a one-edge route keeps this; else the arrival lane
     for i in range(n - 2, -1, -1):
         options = []  # (lane changes, prefer rightmost, from lane, to lane)
         for ln in road_lanes(edges[i]):
@@ -363,16 +362,16 @@ def build_route(world, edges: list[str], seed: int = 0, start_offset: float = 5.
                 to = link[0]
                 if static.lanes.get(to) is None or static.lanes[to].edge != edges[i + 1]:
                     continue
-                cost = 0 if i == n - 2 else abs(static.lanes[to].index
-                                                 - static.lanes[dep[i + 1]].index)
+                # the last edge takes any lane ("": not chosen yet): it keeps its arrival lane
+                cost = abs(static.lanes[to].index - static.lanes[dep[i + 1]].index) \
+                    if dep[i + 1] else 0
                 options.append((cost, static.lanes[ln].index, ln, to))
         if not options:
             raise ValueError(f"no lane link {edges[i]} -> {edges[i + 1]}")
         options.sort()
         _, _, dep[i], arr[i + 1] = options[0]
+    dep[-1] = arr[-1] if n > 1 else road_lanes(edges[0])[0]
     arr[0] = dep[0]
-    if n > 1:
-        dep[-1] = arr[-1]
 
     parts: list[tuple[np.ndarray, float, float, bool]] = []
     lanes_driven: list[str] = []
