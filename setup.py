@@ -53,6 +53,7 @@ setup(
             "dsdrive-eval = dsdrive_ros.sim.eval_cli:main",
             "dsdrive-replay = dsdrive_ros.replay.cli:main",
             "dsdrive-export = dsdrive_ros.export.cli:main",
+            "dsdrive-dagger = dsdrive_ros.train.dagger_chain:main",
         ],
     },
 )

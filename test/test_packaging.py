@@ -77,3 +77,15 @@ def test_pip_install_without_ros(tmp_path):
     assert results.pop("__file__").startswith(str(target))
     ros = {m: r for m, r in results.items() if r.startswith("ros: ")}
     assert not ros, f"ROS-free modules import ROS: {ros}"
+
+
+def test_console_scripts_resolve():
+    """Every console script in setup.py names a module and function that exist."""
+    import importlib
+    import re
+
+    scripts = re.findall(r'"([\w-]+) = ([\w.]+):(\w+)"', (REPO / "setup.py").read_text())
+    assert {s[0] for s in scripts} >= {"dsdrive-train", "dsdrive-eval", "dsdrive-replay", "dsdrive-export",
+                                       "dsdrive-dagger"}
+    for name, module, func in scripts:
+        assert callable(getattr(importlib.import_module(module), func, None)), f"{name} -> {module}:{func}"

@@ -1,0 +1,137 @@
+"""dsdrive-dagger --config FILE: DAgger rounds (collect with the model, fine-tune on the aggregate).
+
+Round k (1-based):
+  1. the model of round k-1 drives in the simulator, the expert labels every state it reaches
+     (`python -m dsdrive_ros.sim.dagger`, `jobs` collections side by side, one per core);
+  2. that model is fine-tuned on the base datasets plus the collections of the last `aggregate`
+     rounds (the training template with `out`, `init_from` and `datasets` set per round);
+  3. the result is exported to ONNX (`dsdrive-export`), the model the next round drives.
+
+Everything lands under `out/roundK/` and `data/PREFIX-roundK-J/`. A second call resumes: collections
+skip finished episodes, training resumes from its last checkpoint, and a round whose export exists is
+done. Round 0's model is `start` exported. To go on from a copied model (another machine, a later
+session), put it at `out/roundK/model`; rounds up to K are then taken as done, and the collections of
+the rounds the next fine-tune aggregates are made again from the models before them.
+"""
+from __future__ import annotations
+
+import argparse
+import dataclasses
+import logging
+import subprocess
+import sys
+from dataclasses import dataclass, field
+from pathlib import Path
+
+log = logging.getLogger(__name__)
+
+
+@dataclass
+class ChainConfig:
+    train: str  # training YAML: the template of every round's fine-tune
+    start: str  # checkpoint folder that drives round 1's collection
+    out: str  # runs: out/roundK/{last, model}
+    data_prefix: str  # collections: PREFIX-roundK-J
+    rounds: int = 1
+    aggregate: int = 2  # a fine-tune reads the collections of this many latest rounds
+    jobs: int = 2  # collections per round, run side by side (one core each)
+    seed: int = 0  # collection J of round K uses seed + 100 * K + J
+    towns: list[str] = field(default_factory=lambda: ["grid4"])
+    episodes: int = 32  # per round, split over the jobs
+    steps: int = 800  # model steps per episode (10 Hz)
+    collect_args: list[str] = field(default_factory=list)  # more `sim.dagger` flags, e.g. --off-route-m 1.0
+
+    @classmethod
+    def from_file(cls, path: str | Path) -> "ChainConfig":
+        import yaml
+
+        d = yaml.safe_load(Path(path).read_text()) or {}
+        names = {f.name for f in dataclasses.fields(cls)}
+        if unknown := sorted(set(d) - names):
+            raise ValueError(f"{path}: unknown DAgger chain keys {unknown}")
+        c = cls(**d)
+        if c.rounds < 1 or c.aggregate < 1 or c.jobs < 1 or c.episodes < c.jobs:
+            raise ValueError(f"{path}: need rounds, aggregate, jobs >= 1 and episodes >= jobs")
+        return c
+
+
+def model_dir(c: ChainConfig, k: int) -> Path:
+    return Path(c.out) / f"round{k}" / "model"
+
+
+def collections(c: ChainConfig, k: int) -> list[Path]:
+    return [Path(f"{c.data_prefix}-round{k}-{j}") for j in range(c.jobs)]
+
+
+def is_done(c: ChainConfig, k: int) -> bool:
+    return (model_dir(c, k) / "planner.onnx").exists()
+
+
+def last_done(c: ChainConfig) -> int:
+    """The latest round whose model exists (0 when none, round 0 being `start`)."""
+    return max((k for k in range(1, c.rounds + 1) if is_done(c, k)), default=0)
+
+
+def round_datasets(c: ChainConfig, base: list[str], k: int) -> list[str]:
+    """Base datasets, then the collections of rounds max(1, k - aggregate + 1) .. k."""
+    first = max(1, k - c.aggregate + 1)
+    return list(base) + [str(p) for r in range(first, k + 1) for p in collections(c, r)]
+
+
+def export(checkpoint: Path, out: Path) -> None:
+    from ..export.cli import main as export_main
+
+    if export_main(["--checkpoint", str(checkpoint), "--out", str(out)]) != 0:
+        raise RuntimeError(f"export of {checkpoint} failed")
+
+
+def collect(c: ChainConfig, k: int) -> None:
+    """Round k's collections, driven by round k-1's model, side by side."""
+    share = [c.episodes // c.jobs + (j < c.episodes % c.jobs) for j in range(c.jobs)]
+    procs = []
+    for j, (path, n) in enumerate(zip(collections(c, k), share)):
+        cmd = [sys.executable, "-m", "dsdrive_ros.sim.dagger", "--model-dir", str(model_dir(c, k - 1)),
+               "--out", str(path), "--towns", ",".join(c.towns), "--episodes", str(n),
+               "--steps", str(c.steps), "--seed", str(c.seed + 100 * k + j), *c.collect_args]
+        log.info("$ %s", " ".join(cmd))
+        procs.append(subprocess.Popen(cmd))
+    if failed := [p.args for p in procs if p.wait() != 0]:
+        raise RuntimeError(f"collection failed: {failed}")
+
+
+def run(c: ChainConfig) -> Path:
+    from .loop import TrainConfig, train
+
+    template = TrainConfig.from_file(c.train)
+    done = last_done(c)
+    if done == 0 and not is_done(c, 0):
+        export(Path(c.start), model_dir(c, 0))
+    for k in range(done + 1, c.rounds + 1):
+        # The collections this fine-tune reads; earlier ones are needed again after a copied model.
+        for r in range(max(1, k - c.aggregate + 1), k + 1):
+            if not model_dir(c, r - 1).exists():
+                raise FileNotFoundError(f"round {r} is driven by {model_dir(c, r - 1)}, which does not exist")
+            collect(c, r)
+        run_dir = Path(c.out) / f"round{k}"
+        tc = dataclasses.replace(template, out=str(run_dir), init_from=str(model_dir(c, k - 1)),
+                                 datasets=round_datasets(c, template.datasets, k))
+        export(train(tc), model_dir(c, k))
+    return model_dir(c, c.rounds)
+
+
+def main(argv: list[str] | None = None) -> int:
+    ap = argparse.ArgumentParser(prog="dsdrive-dagger", description=__doc__.split("\n\n")[0])
+    ap.add_argument("--config", type=Path, required=True, help="DAgger chain YAML (see config/dagger_tiny_no_reasoning.yaml)")
+    args = ap.parse_args(argv)
+    logging.basicConfig(level=logging.INFO, format="%(message)s")
+    try:
+        final = run(ChainConfig.from_file(args.config))
+    except (ValueError, FileNotFoundError, RuntimeError) as e:
+        print(f"error: {e}", file=sys.stderr)
+        return 2
+    print(f"model: {final}")
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
