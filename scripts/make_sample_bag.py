@@ -1,7 +1,7 @@
 #!/usr/bin/env python3
 """Record one short held-out simulated drive into a rosbag2 (mcap) sample for the replay demo.
 
-    python scripts/make_sample_bag.py --out samples/sample [--town grid5] [--seed 424245] [--seconds 30]
+    python scripts/make_sample_bag.py --out samples/sample [--town grid5] [--seed 424254] [--seconds 30]
 
 The drive uses a held-out town (never used for training) and a seed outside the training plans;
 the expert drives, the scripted teacher explains. The bag holds the node's inputs
@@ -44,7 +44,7 @@ def main(argv: list[str] | None = None) -> int:
     ap = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     ap.add_argument("--out", default="samples/sample", help="bag directory to create")
     ap.add_argument("--town", default="grid5", help="held-out town (dsdrive_ros.sim.world.HELDOUT_TOWNS)")
-    ap.add_argument("--seed", type=int, default=424245)  # a drive with a right turn and instruction changes
+    ap.add_argument("--seed", type=int, default=424254)  # two right turns, four instructions
     ap.add_argument("--seconds", type=float, default=30.0)
     ap.add_argument("--rate-hz", type=float, default=None, help="episode rate (default: the episode's own, else 10)")
     ap.add_argument("--jpeg-quality", type=int, default=80)

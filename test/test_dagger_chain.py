@@ -40,7 +40,7 @@ def test_a_copied_model_counts_its_round_as_done(tmp_path):
     c = ChainConfig.from_file(_chain(tmp_path, tmp_path, rounds=4))
     assert last_done(c) == 0
     dc.model_dir(c, 2).mkdir(parents=True)
-    (dc.model_dir(c, 2) / "planner.onnx").write_bytes(b"")
+    (dc.model_dir(c, 2) / "model.safetensors").write_bytes(b"")
     assert last_done(c) == 2
     # with aggregate 2, round 3 also reads round 2's drives again, and round 1's model that drove them is gone
     assert main(["--config", str(_chain(tmp_path, tmp_path, rounds=4, aggregate=2))]) == 2
@@ -66,3 +66,9 @@ def test_one_round_collects_fine_tunes_exports_and_resumes(model_dir, tmp_path, 
     assert main(["--config", str(path)]) == 0
     assert (dc.model_dir(c, 1) / "planner.onnx").stat().st_mtime_ns == stamp
     assert capsys.readouterr().out.strip().endswith(f"model: {dc.model_dir(c, 1)}")
+    # weights copied without their graphs (a later session): round 2 exports them, then they drive
+    for f in dc.model_dir(c, 1).glob("*.onnx"):
+        f.unlink()
+    assert main(["--config", str(_chain(tmp_path, model_dir, rounds=2))]) == 0
+    assert (dc.model_dir(c, 1) / "planner.onnx").exists() and (dc.model_dir(c, 2) / "planner.onnx").exists()
+    assert len(list(DatasetReader(tmp_path / "data" / "c-round2-0").episodes())) == 1

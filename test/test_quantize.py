@@ -7,7 +7,7 @@ import onnx
 import pytest
 from onnx import numpy_helper
 
-from dsdrive_ros.export.quantize import quantize_planner
+from dsdrive_ros.export.quantize import quantize_planner, spread_split
 from dsdrive_ros.runners import ModelSpec, PlannerSession, load_tokenizer, make_runner
 
 SAMPLE = Path(__file__).resolve().parents[1] / "samples" / "sample"
@@ -47,3 +47,11 @@ def test_int8_planner_runs_and_reports_error(quantized):
     session = PlannerSession(spec, runner, load_tokenizer(spec))
     result = session.step(np.zeros((1, 4, 3, 128, 224), np.float32), "go straight", 2.0)
     assert np.isfinite(result["waypoints"]).all()
+
+
+@pytest.mark.parametrize("n,nc,ne", [(301, 64, 64), (301, 8, 8), (100, 64, 64), (5, 2, 2)])
+def test_calibration_and_evaluation_frames_are_disjoint_and_span_the_drive(n, nc, ne):
+    calib, evaluation = spread_split(n, nc, ne)
+    assert not set(calib) & set(evaluation) and calib and evaluation
+    assert len(calib) <= nc and len(evaluation) <= ne
+    assert max(calib) >= n // 2 and max(evaluation) >= n // 2  # not only the drive's start

@@ -7,11 +7,13 @@ Round k (1-based):
      rounds (the training template with `out`, `init_from` and `datasets` set per round);
   3. the result is exported to ONNX (`dsdrive-export`), the model the next round drives.
 
-Everything lands under `out/roundK/` and `data/PREFIX-roundK-J/`. A second call resumes: collections
-skip finished episodes, training resumes from its last checkpoint, and a round whose export exists is
-done. Round 0's model is `start` exported. To go on from a copied model (another machine, a later
-session), put it at `out/roundK/model`; rounds up to K are then taken as done, and the collections of
-the rounds the next fine-tune aggregates are made again from the models before them.
+Everything lands under `out/roundK/` and `PREFIX-roundK-J/`. A second call resumes: collections skip
+finished episodes, training resumes from its last checkpoint, and a round whose weights were exported
+(`out/roundK/model/model.safetensors`) is done. Round 0's model is `start` exported. To go on from
+copied weights (another machine, a later session), put model.safetensors, config.json and
+tokenizer.json of rounds K-aggregate+1 .. K at `out/roundK/model`: rounds up to K are then done, the
+ONNX graphs are exported again, and the collections the next fine-tune aggregates are made again by
+the models that drove them.
 """
 from __future__ import annotations
 
@@ -64,7 +66,7 @@ def collections(c: ChainConfig, k: int) -> list[Path]:
 
 
 def is_done(c: ChainConfig, k: int) -> bool:
-    return (model_dir(c, k) / "planner.onnx").exists()
+    return (model_dir(c, k) / "model.safetensors").exists()
 
 
 def last_done(c: ChainConfig) -> int:
@@ -87,10 +89,15 @@ def export(checkpoint: Path, out: Path) -> None:
 
 def collect(c: ChainConfig, k: int) -> None:
     """Round k's collections, driven by round k-1's model, side by side."""
+    driver = model_dir(c, k - 1)
+    if not is_done(c, k - 1):
+        raise FileNotFoundError(f"round {k} is driven by {driver}, which holds no model.safetensors")
+    if not (driver / "planner.onnx").exists():  # copied weights only
+        export(driver, driver)
     share = [c.episodes // c.jobs + (j < c.episodes % c.jobs) for j in range(c.jobs)]
     procs = []
     for j, (path, n) in enumerate(zip(collections(c, k), share)):
-        cmd = [sys.executable, "-m", "dsdrive_ros.sim.dagger", "--model-dir", str(model_dir(c, k - 1)),
+        cmd = [sys.executable, "-m", "dsdrive_ros.sim.dagger", "--model-dir", str(driver),
                "--out", str(path), "--towns", ",".join(c.towns), "--episodes", str(n),
                "--steps", str(c.steps), "--seed", str(c.seed + 100 * k + j), *c.collect_args]
         log.info("$ %s", " ".join(cmd))
@@ -109,8 +116,6 @@ def run(c: ChainConfig) -> Path:
     for k in range(done + 1, c.rounds + 1):
         # The collections this fine-tune reads; earlier ones are needed again after a copied model.
         for r in range(max(1, k - c.aggregate + 1), k + 1):
-            if not model_dir(c, r - 1).exists():
-                raise FileNotFoundError(f"round {r} is driven by {model_dir(c, r - 1)}, which does not exist")
             collect(c, r)
         run_dir = Path(c.out) / f"round{k}"
         tc = dataclasses.replace(template, out=str(run_dir), init_from=str(model_dir(c, k - 1)),
