@@ -2,6 +2,7 @@
 from __future__ import annotations
 
 import os
+import re
 import shutil
 import subprocess
 import sys
@@ -12,7 +13,8 @@ import pytest
 REPO = Path(__file__).resolve().parents[1]
 INSTALL = REPO / "install" / "dsdrive_ros"
 NODE_EXECUTABLES = ["dsdrive_node", "dsdrive_lifecycle_node"]
-CLI_EXECUTABLES = ["dsdrive-replay", "dsdrive-eval", "dsdrive-train"]
+# every console script of setup.py also has a launcher in scripts/ that colcon installs
+CLI_EXECUTABLES = re.findall(r'"([\w-]+) = [\w.]+:\w+"', (REPO / "setup.py").read_text())
 
 pytest.importorskip("rclpy", reason="needs the ROS 2 wheels (make venv)")
 if not INSTALL.is_dir():

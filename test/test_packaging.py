@@ -59,7 +59,7 @@ def test_pip_install_without_ros(tmp_path):
         capture_output=True, text=True, timeout=500, cwd=tmp_path,
     )
     assert out.returncode == 0, out.stdout + out.stderr
-    for exe in ("dsdrive-train", "dsdrive-eval", "dsdrive-replay", "dsdrive-export"):
+    for exe in ("dsdrive-train", "dsdrive-eval", "dsdrive-replay", "dsdrive-export", "dsdrive-dagger"):
         assert (target / "bin" / exe).is_file(), exe
     assert not (target / "dsdrive_ros" / "msg").exists()  # the message comes from colcon only
 
