@@ -138,3 +138,12 @@ def test_checkpoint_config_mismatch_names_the_tensor(exported, tmp_path):
     (tmp_path / "config.json").write_text(json.dumps(cfg))
     with pytest.raises(CheckpointError, match=r"layers\.0\.ffn\.w1\.weight.*shape"):
         load_checkpoint(tmp_path)
+
+
+def test_random_model_is_the_same_in_every_process():
+    """The stand-in model's weights depend on its seed only (CI and a developer export the same)."""
+    code = ("import hashlib; from dsdrive_ros.export.random_model import random_model; m, _ = random_model('tiny', 3); "
+            "print(hashlib.sha256(b''.join(v.numpy().tobytes() for v in m.state_dict().values())).hexdigest())")
+    runs = [subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=300) for _ in range(2)]
+    assert all(r.returncode == 0 for r in runs), runs[0].stderr
+    assert runs[0].stdout == runs[1].stdout

@@ -7,6 +7,8 @@ from __future__ import annotations
 
 import itertools
 
+import torch
+
 from ..model.config import preset
 from ..model.dsdrive import DSDrive, init_weights
 from ..model.tokenizer import DSDriveTokenizer
@@ -25,4 +27,8 @@ def bootstrap_corpus() -> list[str]:
 def random_model(preset_name: str, seed: int = 0) -> tuple[DSDrive, DSDriveTokenizer]:
     cfg = preset(preset_name)
     tokenizer = DSDriveTokenizer.train(bootstrap_corpus(), vocab_size=min(cfg.vocab_size, 512))
-    return init_weights(DSDrive(cfg), seed).eval(), tokenizer
+    # the convolutions keep PyTorch's default init, drawn from the global RNG: seed it for this model only
+    with torch.random.fork_rng():
+        torch.manual_seed(seed)
+        model = DSDrive(cfg)
+    return init_weights(model, seed).eval(), tokenizer
