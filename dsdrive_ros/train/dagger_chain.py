@@ -113,10 +113,11 @@ def run(c: ChainConfig) -> Path:
     done = last_done(c)
     if done == 0 and not is_done(c, 0):
         export(Path(c.start), model_dir(c, 0))
-    for k in range(done + 1, c.rounds + 1):
-        # The collections this fine-tune reads; earlier ones are needed again after a copied model.
-        for r in range(max(1, k - c.aggregate + 1), k + 1):
+    if done < c.rounds:  # copied weights: the earlier drives the next fine-tune reads are made again
+        for r in range(max(1, done - c.aggregate + 2), done + 1):
             collect(c, r)
+    for k in range(done + 1, c.rounds + 1):
+        collect(c, k)
         run_dir = Path(c.out) / f"round{k}"
         tc = dataclasses.replace(template, out=str(run_dir), init_from=str(model_dir(c, k - 1)),
                                  datasets=round_datasets(c, template.datasets, k))
