@@ -2,7 +2,6 @@
 from __future__ import annotations
 
 import os
-import re
 import shutil
 import subprocess
 import sys
@@ -10,11 +9,13 @@ from pathlib import Path
 
 import pytest
 
+from entry_points import CONSOLE_SCRIPTS
+
 REPO = Path(__file__).resolve().parents[1]
 INSTALL = REPO / "install" / "dsdrive_ros"
 NODE_EXECUTABLES = ["dsdrive_node", "dsdrive_lifecycle_node"]
 # every console script of setup.py also has a launcher in scripts/ that colcon installs
-CLI_EXECUTABLES = re.findall(r'"([\w-]+) = [\w.]+:\w+"', (REPO / "setup.py").read_text())
+CLI_EXECUTABLES = [name for name, _, _ in CONSOLE_SCRIPTS]
 
 pytest.importorskip("rclpy", reason="needs the ROS 2 wheels (make venv)")
 if not INSTALL.is_dir():
@@ -82,8 +83,6 @@ def test_replay_help_runs():
 
 def test_setup_py_entry_points_match_scripts():
     """console_scripts in setup.py and scripts/ call the same modules."""
-    text = (REPO / "setup.py").read_text()
-    for name in CLI_EXECUTABLES:
+    for name, module, func in CONSOLE_SCRIPTS:
         script = (REPO / "scripts" / name).read_text()
-        module = script.split("from ", 1)[1].split(" import", 1)[0]
-        assert f'"{name} = {module}:main"' in text, name
+        assert f"from {module} import {func}" in script, name
