@@ -428,6 +428,38 @@ def test_parameters_declared_with_descriptors():
         rclpy.try_shutdown(context=ctx)
 
 
+@pytest.mark.ros
+@pytest.mark.parametrize("kind", ["plain", "lifecycle"])
+def test_node_that_fails_to_start_is_destroyed_before_the_error_leaves(kind: str):
+    """A bad startup parameter raises ConfigError with the half-built node already destroyed (its
+    DDS entities freed in order), not left for a GC pass after rclpy shutdown."""
+    rclpy = pytest.importorskip("rclpy")
+    from rclpy.context import Context
+    from rclpy.exceptions import InvalidHandle
+
+    from dsdrive_ros.node.dsdrive_node import DSDriveNode
+    from dsdrive_ros.node.lifecycle_node import DSDriveLifecycleNode
+
+    cls = {"plain": DSDriveNode, "lifecycle": DSDriveLifecycleNode}[kind]
+    ctx = Context()
+    rclpy.init(context=ctx)
+    try:
+        with pytest.raises(ConfigError, match=r"reasoning\.max_tokens") as info:
+            cls(context=ctx, parameter_overrides=[
+                rclpy.parameter.Parameter("model_dir", value="/models/x"),
+                rclpy.parameter.Parameter("reasoning.max_tokens", value=5000)])
+        tb, node = info.tb, None
+        while tb is not None and node is None:
+            node = tb.tb_frame.f_locals.get("self") if tb.tb_frame.f_code.co_name == "__init__" else None
+            tb = tb.tb_next
+        assert isinstance(node, cls)
+        assert not list(node.publishers) and not list(node.services)
+        with pytest.raises(InvalidHandle):
+            node.get_fully_qualified_name()
+    finally:
+        rclpy.try_shutdown(context=ctx)
+
+
 # ---- robustness additions (see test_faults.py for the same over DDS) ----
 
 def test_diagnostics_robustness_counters():

@@ -27,11 +27,12 @@ SIGINT/SIGTERM stop it cleanly. Run:  python -m dsdrive_ros.node.dsdrive_node --
 
 from __future__ import annotations
 
+import contextlib
 import re
 import sys
 import threading
 import time
-from typing import Any, Callable, Optional, Sequence
+from typing import Any, Callable, Iterator, Optional, Sequence
 
 import rclpy
 from rclpy.callback_groups import MutuallyExclusiveCallbackGroup
@@ -270,6 +271,18 @@ class PlannerNodeMixin:
             if name in self.__dict__:
                 delattr(self, name)
         self._built = False
+
+    @contextlib.contextmanager
+    def _destroyed_on_failure(self) -> Iterator[None]:
+        """For the constructor: a node that fails to start frees its DDS entities now, in order. Left
+        to a GC pass after rclpy shutdown, the half-built node's handles can be torn down out of order,
+        and the process hung at exit once (rclpy's destroy_node works around the same hang)."""
+        try:
+            yield
+        except BaseException:
+            self.stop()
+            self.destroy_node()
+            raise
 
     def stop(self) -> None:
         """Stop the worker threads (idempotent). Call before destroy_node()."""
@@ -589,10 +602,11 @@ class DSDriveNode(PlannerNodeMixin, Node):
                  **kwargs: Any) -> None:
         super().__init__(node_name, **kwargs)
         self._planner_init()
-        declare_parameters(self)  # ConfigError (bad type / out of range): main() exits 2
-        cfg = load_config(self)
-        self._build_planner(cfg, model)
-        self._open_inputs()
+        with self._destroyed_on_failure():
+            declare_parameters(self)  # ConfigError (bad type / out of range): main() exits 2
+            cfg = load_config(self)
+            self._build_planner(cfg, model)
+            self._open_inputs()
         self._active = True
         self._watch_parameters()
 

@@ -39,7 +39,8 @@ class DSDriveLifecycleNode(PlannerNodeMixin, LifecycleNode):
         super().__init__(node_name, **kwargs)
         self._planner_init()
         self._model = model  # preloaded (tests); else loaded by every configure
-        declare_parameters(self)  # ConfigError (bad type / out of range): main() exits 2
+        with self._destroyed_on_failure():
+            declare_parameters(self)  # ConfigError (bad type / out of range): main() exits 2
         self._watch_parameters()
         self._inactive_reason = "unconfigured"
         self.get_logger().info("unconfigured: configure to load the model, activate to plan")
