@@ -145,3 +145,42 @@ def test_sample_weights_multiply_dataset_action_and_startup_weights(tmp_path):
     w = sample_weights(items, c)
     assert [x for x, it in zip(w, items) if it.episode is eps[0]] == [1.0, 1.0, 1.0, 2.0]
     assert [x for x, it in zip(w, items) if it.episode is eps[1]] == [15.0, 3.0, 3.0, 6.0]
+
+
+@pytest.mark.parametrize("left", [("tmp", "old"), ("tmp",), ("old",)])
+def test_checkpoint_save_killed_between_renames_resumes_from_the_newest(tmp_path, left):
+    """_save_state swaps `last` by two renames; a kill between them leaves `last.tmp` (new) and/or
+    `last.old` (previous) and no `last`. The next run puts the newest complete one back."""
+    import shutil
+
+    import torch
+
+    from dsdrive_ros.model.config import preset
+    from dsdrive_ros.model.dsdrive import DSDrive
+    from dsdrive_ros.model.tokenizer import DSDriveTokenizer
+    from dsdrive_ros.train import loop
+
+    cfg = preset("tiny", image_height=32, image_width=48, history_frames=1)
+    model = DSDrive(cfg)
+    opt = torch.optim.AdamW(model.parameters())
+    tok = DSDriveTokenizer.train(["turn left at the junction", "stop for the red light"] * 20, vocab_size=300)
+    last = tmp_path / "last"
+    loop._save_state(last, model, opt, 10, tok)
+    loop._save_state(last, model, opt, 20, tok)
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["last"]  # nothing left beside it
+    step = {"tmp": 20, "old": 10}
+    for name in left:  # the state a kill leaves
+        shutil.copytree(last, tmp_path / f"last.{name}")
+        state = json.loads((last / "train_state.json").read_text())
+        (tmp_path / f"last.{name}" / "train_state.json").write_text(json.dumps({**state, "step": step[name]}))
+    shutil.rmtree(last)
+    loop._finish_interrupted_save(last)
+    assert loop._load_state(last, DSDrive(cfg), torch.optim.AdamW(DSDrive(cfg).parameters())) == step[left[0]]
+    # a half-written .tmp (no train_state.json) is never taken, and the next save replaces it
+    (tmp_path / "last.tmp").mkdir(exist_ok=True)
+    (tmp_path / "last.tmp" / "model.safetensors").write_bytes(b"partial")
+    (tmp_path / "last.tmp" / "train_state.json").unlink(missing_ok=True)
+    loop._finish_interrupted_save(last)
+    loop._save_state(last, model, opt, 30, tok)
+    assert json.loads((last / "train_state.json").read_text())["step"] == 30
+    assert not (tmp_path / "last.tmp").exists()

@@ -13,6 +13,7 @@ import logging
 import math
 import os
 import random
+import shutil
 import time
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -145,18 +146,38 @@ def load_episodes(c: TrainConfig) -> tuple[list, list]:
 
 
 def _save_state(out: Path, model: DSDrive, opt: torch.optim.Optimizer, step: int, tokenizer: DSDriveTokenizer):
-    tmp = out.with_name(out.name + ".tmp")
+    """Written beside ``out`` and swapped in by two renames; a kill at any point leaves a complete
+    checkpoint that _finish_interrupted_save puts back at ``out``."""
+    tmp, old = _save_siblings(out)
+    shutil.rmtree(tmp, ignore_errors=True)  # half-written by a kill mid-save
     save_checkpoint(model, tmp)
     tokenizer.save(tmp / "tokenizer.json")
     state = opt.state_dict()
     tensors = {f"{i}.{k}": v for i, s in state["state"].items() for k, v in s.items() if torch.is_tensor(v)}
     save_file({k: v.contiguous() for k, v in tensors.items()}, str(tmp / "optimizer.safetensors"))
+    # written last: its presence marks a complete checkpoint
     (tmp / "train_state.json").write_text(json.dumps({"step": step, "param_groups": state["param_groups"]}))
+    shutil.rmtree(old, ignore_errors=True)
     if out.exists():
-        for f in out.iterdir():
-            f.unlink()
-        out.rmdir()
-    tmp.rename(out)  # a kill mid-save leaves the previous checkpoint intact
+        out.rename(old)
+    tmp.rename(out)
+    shutil.rmtree(old, ignore_errors=True)
+
+
+def _save_siblings(out: Path) -> tuple[Path, Path]:
+    return out.with_name(out.name + ".tmp"), out.with_name(out.name + ".old")
+
+
+def _finish_interrupted_save(out: Path) -> None:
+    """A kill between _save_state's renames leaves no ``out``: the newest complete checkpoint
+    (``.tmp``, else ``.old``) becomes ``out`` again, so a resume does not restart at step 0."""
+    if out.exists():
+        return
+    for candidate in _save_siblings(out):
+        if (candidate / "train_state.json").exists():
+            candidate.rename(out)
+            log.warning("finished an interrupted checkpoint save: %s -> %s", candidate, out)
+            return
 
 
 def _load_state(ckpt: Path, model: DSDrive, opt: torch.optim.Optimizer) -> int:
@@ -210,6 +231,10 @@ def train(c: TrainConfig) -> Path:
 
     train_eps, val_eps = load_episodes(c)
     last = out / "last"
+    if rank == 0:
+        _finish_interrupted_save(last)
+    if distributed:
+        dist.barrier()  # every rank resumes from the same checkpoint
     init = load_checkpoint(c.init_from) if c.init_from else None
     if init is not None:  # `model` overrides then change the loss weights (a shape change fails the load)
         cfg = DSDriveConfig.from_dict({**init.cfg.to_dict(), **c.model})
