@@ -440,19 +440,22 @@ def test_node_that_fails_to_start_is_destroyed_before_the_error_leaves(kind: str
     from dsdrive_ros.node.dsdrive_node import DSDriveNode
     from dsdrive_ros.node.lifecycle_node import DSDriveLifecycleNode
 
-    cls = {"plain": DSDriveNode, "lifecycle": DSDriveLifecycleNode}[kind]
+    base = {"plain": DSDriveNode, "lifecycle": DSDriveLifecycleNode}[kind]
+    made: list = []
+
+    class Probe(base):  # keeps a handle on the node the failing constructor built
+        def _planner_init(self) -> None:
+            made.append(self)
+            super()._planner_init()
+
     ctx = Context()
     rclpy.init(context=ctx)
     try:
-        with pytest.raises(ConfigError, match=r"reasoning\.max_tokens") as info:
-            cls(context=ctx, parameter_overrides=[
+        with pytest.raises(ConfigError, match=r"reasoning\.max_tokens"):
+            Probe(context=ctx, parameter_overrides=[
                 rclpy.parameter.Parameter("model_dir", value="/models/x"),
                 rclpy.parameter.Parameter("reasoning.max_tokens", value=5000)])
-        tb, node = info.tb, None
-        while tb is not None and node is None:
-            node = tb.tb_frame.f_locals.get("self") if tb.tb_frame.f_code.co_name == "__init__" else None
-            tb = tb.tb_next
-        assert isinstance(node, cls)
+        [node] = made
         assert not list(node.publishers) and not list(node.services)
         with pytest.raises(InvalidHandle):
             node.get_fully_qualified_name()

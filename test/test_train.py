@@ -169,9 +169,9 @@ def test_checkpoint_save_killed_between_renames_resumes_from_the_newest(tmp_path
     loop._save_state(last, model, opt, 20, tok)
     assert sorted(p.name for p in tmp_path.iterdir()) == ["last"]  # nothing left beside it
     step = {"tmp": 20, "old": 10}
+    state = json.loads((last / "train_state.json").read_text())
     for name in left:  # the state a kill leaves
         shutil.copytree(last, tmp_path / f"last.{name}")
-        state = json.loads((last / "train_state.json").read_text())
         (tmp_path / f"last.{name}" / "train_state.json").write_text(json.dumps({**state, "step": step[name]}))
     shutil.rmtree(last)
     loop._finish_interrupted_save(last)
