@@ -10,15 +10,15 @@ from pathlib import Path
 
 import pytest
 
+from dsdrive_ros.node.process import MAX_ROS_DOMAIN_ID
+
 REPO_ROOT = Path(__file__).resolve().parents[1]
+
 
 # ROS 2 domain ids go up to 232. Each test process (pytest-xdist workers included) gets its
 # own, so concurrent test runs on one machine never see each other's nodes; subprocesses that a
 # test starts inherit it. Domain 0 (everyone's default) is never used.
 # DSDRIVE_TEST_ROS_DOMAIN_ID pins it instead (debugging against a live system).
-MAX_ROS_DOMAIN_ID = 232
-
-
 def _test_domain_id() -> int:
     pinned = os.environ.get("DSDRIVE_TEST_ROS_DOMAIN_ID")
     if pinned:

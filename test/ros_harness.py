@@ -27,8 +27,9 @@ class NodeProcess(process.NodeProcess):
 
     def __init__(self, model_dir: Path, workdir: Path, params: Sequence[str] = (),
                  params_file: Optional[Path] = PARAMS_FILE, ros_args: Sequence[str] = (),
-                 module: str = "dsdrive_ros.node.dsdrive_node") -> None:
-        super().__init__(model_dir, workdir, params, params_file, ros_args, module, log_name="dsdrive_node.log")
+                 module: str = "dsdrive_ros.node.dsdrive_node", env: Optional[dict[str, str]] = None) -> None:
+        super().__init__(model_dir, workdir, params, params_file, ros_args, module, log_name="dsdrive_node.log",
+                         env=env)
 
     def log(self) -> str:
         return self.log_tail(n=10**9)

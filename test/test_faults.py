@@ -46,6 +46,7 @@ from rclpy.serialization import serialize_message  # noqa: E402
 from sensor_msgs.msg import CompressedImage, Image  # noqa: E402
 from std_msgs.msg import String  # noqa: E402
 
+from dsdrive_ros.node.process import MAX_ROS_DOMAIN_ID, STACKS_SIGNAL  # noqa: E402
 from ros_harness import (  # noqa: E402
     REPO_ROOT,
     DriveRig,
@@ -544,6 +545,77 @@ def test_parameters_out_of_range_refused_at_runtime(raw: Live) -> None:
     raw.assert_serves()
 
 
+# ---------------------------------------------------------------- a wedged process
+
+def test_stacks_on_demand_and_the_node_runs_on(raw: Live) -> None:
+    mark = raw.log_mark()
+    raw.node.proc.send_signal(STACKS_SIGNAL)
+    # the main thread (spinning) and the planning thread (waiting for a set), in either order
+    tail = raw.wait_log(r"(?s)^(?=.*Thread 0x[0-9a-f]+)(?=.*in run_node)(?=.*in _planning_loop)", mark)
+    assert "Traceback" not in tail, tail[-3000:]
+    raw.assert_serves()
+
+
+def test_a_process_that_ignores_the_stop_signal_leaves_its_stacks_then_is_killed(tmp_path: Path) -> None:
+    script = tmp_path / "wedged.py"
+    script.write_text(
+        "import faulthandler, signal, sys, time\n"
+        "faulthandler.register(signal.SIGUSR1, all_threads=True)\n"
+        "signal.signal(signal.SIGINT, signal.SIG_IGN)\n"
+        "def wedged_in_teardown():\n"
+        "    print('up', flush=True)\n"
+        "    time.sleep(600)\n"
+        "wedged_in_teardown()\n")
+    node = NodeProcess(tmp_path, tmp_path / "w", module=str(script), params_file=None)
+    deadline = time.monotonic() + 20
+    while "up" not in node.log() and time.monotonic() < deadline:
+        time.sleep(0.05)
+    rc = node.stop(timeout=1.0)
+    assert rc == -signal.SIGKILL
+    assert re.search(r'File ".*wedged\.py", line 6 in wedged_in_teardown', node.log()), node.log()
+
+
+WEDGES = {
+    # rclpy/DDS teardown that never returns: faulthandler writes the stacks and exits 1
+    "rclpy_teardown": ("import threading\n"
+                       "def wedged_shutdown(*a, **k):\n"
+                       "    threading.Event().wait()\n"
+                       "rclpy.try_shutdown = wedged_shutdown\n", 1),
+    # a native exit handler that never returns (a DDS factory's static destructor), past interpreter
+    # finalization: libc's pause() registered as one (what atexit() does); SIGALRM ends it
+    "native_exit_handler": ("import ctypes\n"
+                            "libc = ctypes.CDLL(None)\n"
+                            "getattr(libc, '__cxa_atexit')(ctypes.cast(libc.pause, ctypes.c_void_p), None, None)\n",
+                            -signal.SIGALRM),
+}
+
+
+@pytest.mark.parametrize("where", list(WEDGES))
+def test_a_failed_start_exits_even_when_its_teardown_wedges(tmp_path: Path, where: str) -> None:
+    wedge, want_rc = WEDGES[where]
+    script = tmp_path / "failed_start.py"
+    script.write_text(
+        "import rclpy\n"
+        "from dsdrive_ros.node import dsdrive_node\n"
+        "from dsdrive_ros.node.params import ConfigError\n"
+        "dsdrive_node.FAILED_START_EXIT_S = 1.0\n"
+        + wedge +
+        "def make_node():\n"
+        "    raise ConfigError('stand-in for a bad parameter')\n"
+        "dsdrive_node.run_node(make_node, 'dsdrive_node', ['x'])\n")
+    node = NodeProcess(tmp_path, tmp_path / "w", module=str(script), params_file=None)
+    try:
+        rc = node.proc.wait(30)
+    except subprocess.TimeoutExpired:
+        rc = None
+    node.stop(timeout=1.0)
+    log = node.log()
+    assert rc == want_rc, log
+    assert "configuration error: stand-in for a bad parameter" in log, log
+    if where == "rclpy_teardown":
+        assert re.search(r"line \d+ in wedged_shutdown", log), log
+
+
 # -------------------------------------------------------------- compressed images (26-29)
 
 def _bad_compressed_case(live: Live, cam: str, data: bytes, fmt: str, log_pattern: str) -> None:
@@ -683,12 +755,17 @@ STARTUP_CASES = {
 
 @pytest.fixture(scope="module")
 def startup_runs(model_dir: Path, tmp_path_factory: pytest.TempPathFactory) -> dict[str, tuple[int, str, float]]:
-    """All startup cases at once (concurrent processes): id -> (exit code, log, seconds)."""
+    """All startup cases at once (concurrent processes): id -> (exit code, log, seconds).
+
+    Each process gets a ROS domain of its own: these nodes never exchange data, and ten Fast DDS
+    participants starting and dying at once in one domain (beside the module's rigs) is not what is
+    under test. A wedged process is stopped by NodeProcess.stop, which puts its stacks in the log."""
     if importlib_util_find("tensorrt"):
         STARTUP_CASES.pop("tensorrt_not_installed", None)
     base = tmp_path_factory.mktemp("startup")
+    own_domain = int(os.environ["ROS_DOMAIN_ID"])
     procs = {}
-    for cid, (variant, params, _, _) in STARTUP_CASES.items():
+    for k, (cid, (variant, params, _, _)) in enumerate(STARTUP_CASES.items(), start=1):
         work = base / cid
         work.mkdir()
         if variant == "missing":
@@ -697,7 +774,8 @@ def startup_runs(model_dir: Path, tmp_path_factory: pytest.TempPathFactory) -> d
             model = model_dir
         else:
             model = _model_variant(model_dir, work / "model", **variant)
-        procs[cid] = (NodeProcess(model, work, params), time.monotonic())
+        domain = (own_domain + k) % MAX_ROS_DOMAIN_ID + 1  # never the suite's own (k < 231)
+        procs[cid] = (NodeProcess(model, work, params, env={"ROS_DOMAIN_ID": str(domain)}), time.monotonic())
     out = {}
     for cid, (node, t0) in procs.items():
         try:
@@ -722,7 +800,7 @@ def test_startup_fault_is_a_clear_error(startup_runs: dict, cid: str) -> None:
         pytest.skip("TensorRT is installed here")
     rc, log, took = startup_runs[cid]
     _, _, want_rc, patterns = STARTUP_CASES[cid]
-    assert rc == want_rc, f"exit code {rc}, expected {want_rc}:\n{log[-3000:]}"
+    assert rc == want_rc, f"exit code {rc}, expected {want_rc} ({took:.0f} s):\n{log[-8000:]}"
     for pat in patterns:
         assert re.search(pat, log), f"{pat!r} not in the log:\n{log[-3000:]}"
     assert "Traceback" not in log, log[-3000:]

@@ -28,7 +28,10 @@ SIGINT/SIGTERM stop it cleanly. Run:  python -m dsdrive_ros.node.dsdrive_node --
 from __future__ import annotations
 
 import contextlib
+import faulthandler
+import math
 import re
+import signal
 import sys
 import threading
 import time
@@ -52,6 +55,7 @@ from dsdrive_ros.node.params import (
     load_config,
     validate_update,
 )
+from dsdrive_ros.node.process import STACKS_SIGNAL
 from dsdrive_ros.outputs.fill import fill_path, fill_plan, fill_reasoning, time_to_ns
 from dsdrive_ros.outputs.parse import PlanParseError, spec_value
 
@@ -73,6 +77,10 @@ _REASONING_WAIT_S = 0.1
 FUTURE_STAMP_TOLERANCE_S = 1.0   # a frame stamped further ahead of the node's clock is dropped
 MAX_INSTRUCTION_CHARS = 1000     # longer instructions are truncated (the model reads ~24 tokens)
 MIN_IMAGE_FRACTION = 0.25        # of the model's input height/width: smaller frames are dropped
+# A node that failed to start must exit, so that launch and supervisors see it. If rclpy/DDS teardown
+# wedges after the FATAL line, the stacks go to stderr and the process exits with code 1 this much
+# later; a wedge in native exit handlers ends by SIGALRM at twice this.
+FAILED_START_EXIT_S = 15.0
 MAX_IMAGE_SIDE = 8192
 
 
@@ -612,20 +620,19 @@ class DSDriveNode(PlannerNodeMixin, Node):
 
 
 def run_node(make_node: Callable[[], Node], name: str, argv: Optional[Sequence[str]] = None) -> int:
-    """rclpy.init, construct, spin until SIGINT/SIGTERM, stop the node's threads, exit code."""
+    """A node process's main: rclpy.init, construct, spin until SIGINT/SIGTERM, stop the node's
+    threads, exit code (0; 2 for a configuration error, 1 for any other failed start)."""
     args = list(sys.argv if argv is None else argv)
+    faulthandler.register(STACKS_SIGNAL, all_threads=True)
     rclpy.init(args=args)
     node: Optional[Node] = None
     try:
         try:
             node = make_node()
         except ConfigError as exc:
-            rclpy.logging.get_logger(name).fatal(f"configuration error: {exc}")
-            return 2
+            return _failed_start(name, f"configuration error: {exc}", 2)
         except Exception as exc:  # noqa: BLE001 - model load failure etc.: say what and exit
-            rclpy.logging.get_logger(name).fatal(
-                f"startup failed: {type(exc).__name__}: {exc}")
-            return 1
+            return _failed_start(name, f"startup failed: {type(exc).__name__}: {exc}", 1)
         executor = SingleThreadedExecutor()
         executor.add_node(node)
         try:
@@ -642,6 +649,17 @@ def run_node(make_node: Callable[[], Node], name: str, argv: Optional[Sequence[s
             node.stop()
             node.destroy_node()
         rclpy.try_shutdown()
+
+
+def _failed_start(name: str, message: str, code: int) -> int:
+    """Log FATAL and bound what is left of the process. faulthandler's watchdog is a native thread: it
+    fires where rclpy teardown holds the GIL, until interpreter finalization cancels it; SIGALRM, left
+    at its default action, ends a process whose native exit handlers (DDS factories' static
+    destructors) wedge after that."""
+    rclpy.logging.get_logger(name).fatal(message)
+    faulthandler.dump_traceback_later(FAILED_START_EXIT_S, exit=True)
+    signal.alarm(math.ceil(2 * FAILED_START_EXIT_S))
+    return code
 
 
 def main(argv: Optional[Sequence[str]] = None) -> int:

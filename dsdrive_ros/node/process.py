@@ -10,6 +10,13 @@ from pathlib import Path
 from typing import Optional, Sequence
 
 
+MAX_ROS_DOMAIN_ID = 232  # Fast DDS maps the domain id to UDP ports; 232 is the last that fits
+# `kill -USR1 <pid>` makes a running dsdrive_node write every thread's Python stack to its stderr
+# (faulthandler) and run on: where a wedged node is stuck.
+STACKS_SIGNAL = signal.SIGUSR1
+STACKS_WAIT_S = 1.0
+
+
 def default_params_file() -> Optional[Path]:
     """config/dsdrive.params.yaml: the installed share copy, else the source tree's."""
     try:
@@ -30,13 +37,13 @@ def private_domain(domain_id: Optional[int] = None) -> int:
     instructions or plans: two replays or evaluations on one machine would otherwise drive each other's
     node. Call before rclpy.init."""
     if domain_id is None:
-        d = 1 + (os.getpid() * 13 + 101) % 232
+        d = 1 + (os.getpid() * 13 + 101) % MAX_ROS_DOMAIN_ID
         if str(d) == os.environ.get("ROS_DOMAIN_ID"):  # never the shared one this shell is on
-            d = d % 232 + 1
+            d = d % MAX_ROS_DOMAIN_ID + 1
     else:
         d = domain_id
-    if not 0 <= d <= 232:  # Fast DDS maps the domain id to UDP ports; 232 is the last that fits
-        raise ValueError(f"ROS domain id must be in 0..232, not {d}")
+    if not 0 <= d <= MAX_ROS_DOMAIN_ID:
+        raise ValueError(f"ROS domain id must be in 0..{MAX_ROS_DOMAIN_ID}, not {d}")
     os.environ["ROS_DOMAIN_ID"] = str(d)
     return d
 
@@ -97,12 +104,18 @@ class NodeProcess:
             return ""
 
     def stop(self, timeout: float = 20.0, sig: int = signal.SIGINT) -> Optional[int]:
+        """`sig`, then SIGKILL after `timeout`; a node that ignored `sig` first writes its threads'
+        stacks into the log (the node's STACKS_SIGNAL), so that the log says where it was stuck."""
         if self.proc.poll() is None:
             self.proc.send_signal(sig)
             try:
                 self.proc.wait(timeout)
             except subprocess.TimeoutExpired:
-                self.proc.kill()
+                self.proc.send_signal(STACKS_SIGNAL)
+                try:
+                    self.proc.wait(STACKS_WAIT_S)  # faulthandler writes at once; this is the margin
+                except subprocess.TimeoutExpired:
+                    self.proc.kill()
                 self.proc.wait(5)
         if not self._log.closed:
             self._log.close()
