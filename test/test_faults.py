@@ -575,6 +575,49 @@ def test_a_process_that_ignores_the_stop_signal_leaves_its_stacks_then_is_killed
     assert re.search(r'File ".*wedged\.py", line 6 in wedged_in_teardown', node.log()), node.log()
 
 
+RACER = """
+import rclpy
+from rclpy.executors import SingleThreadedExecutor
+from rclpy.impl.implementation_singleton import rclpy_implementation as _rclpy
+from rclpy.node import Node
+from dsdrive_ros.node import dsdrive_node
+
+class RacingExecutor(SingleThreadedExecutor):
+    def spin(self):
+        if CONTEXT_DOWN:  # what rclpy's signal handler thread does on SIGTERM
+            rclpy.try_shutdown(context=self.context)
+        with self.context.handle:  # what spin does next
+            _rclpy.WaitSet(0, 0, 0, 0, 0, 0, self.context.handle)
+        raise RuntimeError("a real failure while spinning")
+
+class Plain(Node):
+    def stop(self):
+        pass
+
+dsdrive_node.SingleThreadedExecutor = RacingExecutor
+raise SystemExit(dsdrive_node.run_node(lambda: Plain("racer"), "racer", ["x"]))
+"""
+
+
+@pytest.mark.parametrize("context_down", [True, False], ids=["signal_raced_the_wait_set", "context_up"])
+def test_a_stop_signal_that_races_spin_is_a_clean_stop(tmp_path: Path, context_down: bool) -> None:
+    """SIGTERM's context shutdown landing inside spin raises RCLError (ros2/rclpy#1166): exit 0.
+    The same exception type with the context still up stays a failure."""
+    script = tmp_path / "racer.py"
+    script.write_text(f"CONTEXT_DOWN = {context_down}\n" + RACER)
+    node = NodeProcess(tmp_path, tmp_path / "w", module=str(script), params_file=None)
+    try:
+        rc = node.proc.wait(30)
+    finally:
+        node.stop(timeout=1.0)
+    log = node.log()
+    assert "shutting down" in log, log
+    if context_down:
+        assert rc == 0 and "Traceback" not in log, log
+    else:
+        assert rc == 1 and "RuntimeError: a real failure while spinning" in log, log
+
+
 WEDGES = {
     # rclpy/DDS teardown that never returns: faulthandler writes the stacks and exits 1
     "rclpy_teardown": ("import threading\n"

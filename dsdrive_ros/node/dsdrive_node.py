@@ -639,6 +639,12 @@ def run_node(make_node: Callable[[], Node], name: str, argv: Optional[Sequence[s
             executor.spin()
         except (KeyboardInterrupt, ExternalShutdownException):
             pass
+        except RuntimeError:
+            # rclpy's signal handler shuts the context down from another thread; landing between
+            # spin's context check and its wait-set init, SIGINT/SIGTERM surfaces as RCLError
+            # "context is not valid" (ros2/rclpy#1166). A stop, not a failure, once the context is down.
+            if executor.context.ok():
+                raise
         finally:
             node.get_logger().info("shutting down")
             node.stop()
