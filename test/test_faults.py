@@ -559,7 +559,7 @@ def test_stacks_on_demand_and_the_node_runs_on(raw: Live) -> None:
 def test_a_process_that_ignores_the_stop_signal_leaves_its_stacks_then_is_killed(tmp_path: Path) -> None:
     script = tmp_path / "wedged.py"
     script.write_text(
-        "import faulthandler, signal, sys, time\n"
+        "import faulthandler, signal, time\n"
         "faulthandler.register(signal.SIGUSR1, all_threads=True)\n"
         "signal.signal(signal.SIGINT, signal.SIG_IGN)\n"
         "def wedged_in_teardown():\n"
