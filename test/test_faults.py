@@ -547,6 +547,20 @@ def test_parameters_out_of_range_refused_at_runtime(raw: Live) -> None:
 
 # ---------------------------------------------------------------- a wedged process
 
+def _run_script(tmp_path: Path, name: str, text: str, timeout: float = 30.0) -> tuple[int | None, str]:
+    """A stand-in node script through the package's launcher: (exit code, None if it did not exit
+    within `timeout`; log)."""
+    script = tmp_path / name
+    script.write_text(text)
+    node = NodeProcess(tmp_path, tmp_path / "w", module=str(script), params_file=None)
+    try:
+        rc = node.proc.wait(timeout)
+    except subprocess.TimeoutExpired:
+        rc = None
+    node.stop(timeout=1.0)
+    return rc, node.log()
+
+
 def test_stacks_on_demand_and_the_node_runs_on(raw: Live) -> None:
     mark = raw.log_mark()
     raw.node.proc.send_signal(STACKS_SIGNAL)
@@ -603,14 +617,7 @@ raise SystemExit(dsdrive_node.run_node(lambda: Plain("racer"), "racer", ["x"]))
 def test_a_stop_signal_that_races_spin_is_a_clean_stop(tmp_path: Path, context_down: bool) -> None:
     """SIGTERM's context shutdown landing inside spin raises RCLError (ros2/rclpy#1166): exit 0.
     The same exception type with the context still up stays a failure."""
-    script = tmp_path / "racer.py"
-    script.write_text(f"CONTEXT_DOWN = {context_down}\n" + RACER)
-    node = NodeProcess(tmp_path, tmp_path / "w", module=str(script), params_file=None)
-    try:
-        rc = node.proc.wait(30)
-    finally:
-        node.stop(timeout=1.0)
-    log = node.log()
+    rc, log = _run_script(tmp_path, "racer.py", f"CONTEXT_DOWN = {context_down}\n" + RACER)
     assert "shutting down" in log, log
     if context_down:
         assert rc == 0 and "Traceback" not in log, log
@@ -636,8 +643,7 @@ WEDGES = {
 @pytest.mark.parametrize("where", list(WEDGES))
 def test_a_failed_start_exits_even_when_its_teardown_wedges(tmp_path: Path, where: str) -> None:
     wedge, want_rc = WEDGES[where]
-    script = tmp_path / "failed_start.py"
-    script.write_text(
+    rc, log = _run_script(tmp_path, "failed_start.py", (
         "import rclpy\n"
         "from dsdrive_ros.node import dsdrive_node\n"
         "from dsdrive_ros.node.params import ConfigError\n"
@@ -645,14 +651,7 @@ def test_a_failed_start_exits_even_when_its_teardown_wedges(tmp_path: Path, wher
         + wedge +
         "def make_node():\n"
         "    raise ConfigError('stand-in for a bad parameter')\n"
-        "dsdrive_node.run_node(make_node, 'dsdrive_node', ['x'])\n")
-    node = NodeProcess(tmp_path, tmp_path / "w", module=str(script), params_file=None)
-    try:
-        rc = node.proc.wait(30)
-    except subprocess.TimeoutExpired:
-        rc = None
-    node.stop(timeout=1.0)
-    log = node.log()
+        "dsdrive_node.run_node(make_node, 'dsdrive_node', ['x'])\n"))
     assert rc == want_rc, log
     assert "configuration error: stand-in for a bad parameter" in log, log
     if where == "rclpy_teardown":
