@@ -6,6 +6,7 @@ simulator's DatasetReader and the LMDrive-layout reader alike.
 from __future__ import annotations
 
 from dataclasses import dataclass
+from typing import NamedTuple
 
 import numpy as np
 import torch
@@ -23,6 +24,37 @@ class _Item:
     index: int
 
 
+class PathSpeedLabels(NamedTuple):
+    path: np.ndarray  # (P, 2) base_link points at 1..P x spacing metres along the ego's future track
+    path_mask: np.ndarray  # (P,) bool: the future track reached that far within the episode
+    speed_class: int  # index of the speed bin nearest to the ego's speed `speed_horizon_s` ahead
+
+
+class EpisodeTrack:
+    """An episode's poses, speeds and cumulative distance, read once for the path/speed labels."""
+
+    def __init__(self, ep, rate_hz: float):
+        recs = [ep.record(i) for i in range(len(ep))]
+        self.xy = np.array([[r["pose"]["x"], r["pose"]["y"]] for r in recs], np.float64).reshape(-1, 2)
+        self.yaw = np.array([r["pose"]["yaw"] for r in recs], np.float64)
+        self.speed = np.array([r["speed"] for r in recs], np.float64)
+        steps = np.linalg.norm(np.diff(self.xy, axis=0), axis=1)
+        self.cum = np.concatenate([[0.0], np.cumsum(steps)])
+        self.rate_hz = rate_hz
+
+    def labels(self, i: int, cfg: DSDriveConfig) -> PathSpeedLabels:
+        d = np.arange(1, cfg.path_points + 1) * cfg.path_spacing_m
+        ahead = self.cum[i:] - self.cum[i]
+        px = np.interp(d, ahead, self.xy[i:, 0])  # past the end of the track: its last point (masked)
+        py = np.interp(d, ahead, self.xy[i:, 1])
+        c, s = np.cos(self.yaw[i]), np.sin(self.yaw[i])
+        dx, dy = px - self.xy[i, 0], py - self.xy[i, 1]
+        path = np.stack([c * dx + s * dy, -s * dx + c * dy], axis=1).astype(np.float32)
+        j = min(i + int(round(cfg.speed_horizon_s * self.rate_hz)), len(self.speed) - 1)
+        bins = np.asarray(cfg.speed_bins)
+        return PathSpeedLabels(path, d <= ahead[-1], int(np.argmin(np.abs(bins - self.speed[j]))))
+
+
 def preprocessor_for(cfg: DSDriveConfig) -> Preprocessor:
     """The runtime's preprocessing, from the same fields export writes into config.json."""
     return Preprocessor(cfg.cameras, cfg.image_height, cfg.image_width, cfg.image_mean, cfg.image_std, 255.0)
@@ -33,6 +65,9 @@ class ClipDataset(Dataset):
         self.cfg, self.tokenizer = cfg, tokenizer
         self.items = [_Item(ep, i) for ep in episodes for i in range(len(ep))]
         self.pre = preprocessor_for(cfg)
+        self.tracks: dict[int, EpisodeTrack] = {}
+        if cfg.head_layout == "path_speed":
+            self.tracks = {id(ep): EpisodeTrack(ep, getattr(ep, "rate_hz", None) or 10.0) for ep in episodes}
 
     def __len__(self) -> int:
         return len(self.items)
@@ -61,7 +96,7 @@ class ClipDataset(Dataset):
                                                         cfg.max_reasoning_tokens)
         else:  # no chain of thought (e.g. LMDrive data): nothing for the reasoning loss to learn
             reasoning = [cfg.bos_id]
-        return {
+        out = {
             "images": torch.from_numpy(images), "frame_mask": torch.from_numpy(mask),
             "instruction_ids": torch.from_numpy(ids[0]), "instruction_mask": torch.from_numpy(imask[0]),
             "speed": torch.tensor([float(rec["speed"])], dtype=torch.float32),
@@ -70,6 +105,11 @@ class ClipDataset(Dataset):
             "reasoning_ids": torch.tensor(reasoning, dtype=torch.long),
             "action": rec.get("action", ""),
         }
+        if self.tracks:
+            lab = self.tracks[id(ep)].labels(i, cfg)
+            out.update(path=torch.from_numpy(lab.path), path_mask=torch.from_numpy(lab.path_mask),
+                       speed_class=torch.tensor(lab.speed_class, dtype=torch.long))
+        return out
 
 
 def collate(items: list[dict], pad_id: int) -> dict:
