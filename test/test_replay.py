@@ -12,7 +12,8 @@ import cv2
 import numpy as np
 import pytest
 
-from dsdrive_ros.replay.report import CameraModel, ade_fde
+from dsdrive_ros.outputs.overlay import CameraModel
+from dsdrive_ros.replay.report import ade_fde
 
 CAMERAS = ["front", "left", "right", "rear"]
 START_NS = 1_735_689_600 * 10**9
