@@ -258,3 +258,15 @@ def test_fill_markers_carry_the_plan_header():
     assert types == [Marker.LINE_STRIP, Marker.SPHERE_LIST, Marker.TEXT_VIEW_FACING, Marker.TEXT_VIEW_FACING]
     assert len(msg.markers[0].points) == 6 and msg.markers[2].text == "clear road"
     assert msg.markers[1].points[4].x == pytest.approx(10.0) and msg.markers[1].color.a == 1.0
+
+
+def test_rviz_config_shows_the_node_topics(repo_root):
+    yaml = pytest.importorskip("yaml")
+    node = pytest.importorskip("dsdrive_ros.node.dsdrive_node", reason="needs the ROS 2 wheels")
+    doc = yaml.safe_load((repo_root / "config" / "dsdrive.rviz").read_text())
+    manager = doc["Visualization Manager"]
+    assert manager["Global Options"]["Fixed Frame"] == "base_link"  # every marker's frame
+    shown = {d["Class"].split("/")[-1]: d["Topic"]["Value"] for d in manager["Displays"]
+             if d.get("Enabled") and "Topic" in d}
+    assert shown == {"Path": "/" + node.TOPICS["path"], "MarkerArray": "/" + node.TOPICS["markers"],
+                     "Image": "/" + node.camera_topic("front")}

@@ -36,6 +36,7 @@ from dsdrive_ros.replay.bagio import (
     T_COMPRESSED,
     find_inputs,
     open_reader,
+    share_file,
     stamp_ns,
 )
 
@@ -209,6 +210,8 @@ def write_report(bag: str | Path, out: str | Path, *, model_dir: Optional[str | 
     if model_dir is not None or summary.get("model_dir"):
         L.append(f"- model: `{summary.get('model_dir', model_dir)}`")
     L.append(f"- backend: `{backend}`")
+    L.append(f"- RViz: `rviz2 -d {share_file('config/dsdrive.rviz')}` shows the path, "
+             "`dsdrive/markers` and the front camera (live: replay with `--domain-id $ROS_DOMAIN_ID`)")
     if summary:
         rate = summary.get("rate")
         L.append(f"- rate: {rate} ({'as fast as the node keeps up' if rate == 0 else 'x recorded timing'})"
@@ -228,6 +231,7 @@ def write_report(bag: str | Path, out: str | Path, *, model_dir: Optional[str | 
     L.append(f"| planned / anchor frames | {len(plan_by_stamp)} / {anchor_frames} "
              f"({100.0 * len(plan_by_stamp) / anchor_frames if anchor_frames else 0:.0f} %) |")
     L.append(f"| reasoning texts (`/dsdrive/reasoning`) | {len(reasonings)} |")
+    L.append(f"| marker arrays (`/dsdrive/markers`) | {len(outs.get('/dsdrive/markers', []))} |")
     L.append(f"| non-finite paths | {nonfinite} |")
     L.append(f"| plans with end_of_instruction | {ends} |")
     L.append(f"| /diagnostics reports | {len(diags)} ({', '.join(f'{k} {v}' for k, v in sorted(levels.items())) or 'none'}) |")
