@@ -11,7 +11,8 @@ Levels:
          ``stale_after``), bad input messages were dropped since the previous report (undecodable
          or implausibly sized frames, zero or future stamps, NaN odometry, non-UTF-8 instruction),
          or since then: an endpoint with incompatible QoS appeared, camera messages never reached the node,
-         an empty or over-long instruction arrived;
+         an empty or over-long instruction arrived, a camera set older than max_frame_age_ms or an
+         implausible plan was dropped;
   OK     otherwise.
 """
 
@@ -35,6 +36,8 @@ _NOTICES = {
     "empty_instruction": "empty instruction (planning without one)",
     "long_instruction": "over-long instruction truncated",
     "transport_lost": "camera messages that never reached the node (transport or queue)",
+    "sets_too_old": "camera sets older than max_frame_age_ms dropped",
+    "implausible_plans": "implausible plans dropped",
 }
 _MAX_TEXT = 200  # longest free text (instruction, errors) in a diagnostics value
 
@@ -152,6 +155,8 @@ def evaluate(snap: CoreSnapshot, stale_after_ms: float, state: Optional[Diagnost
         "long_instruction": c.get("long_instruction", 0),
         "qos_incompatible": c.get("qos_incompatible", 0),
         "invalid_outputs": c.get("invalid_outputs", 0),
+        "sets_too_old": c.get("sets_too_old", 0),
+        "implausible_plans": c.get("implausible_plans", 0),
         "inference_errors": c.get("inference_errors", 0),
         "history_resets": c.get("resets", 0),
         "stale_cameras": ",".join(stale),

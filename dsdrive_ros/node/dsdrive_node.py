@@ -1,11 +1,13 @@
-"""dsdrive_node: cameras + instruction (+ odom) -> dsdrive/path, dsdrive/plan, dsdrive/reasoning.
+"""dsdrive_node: cameras + instruction (+ odom) -> dsdrive/path, dsdrive/plan, dsdrive/reasoning
+(+ dsdrive/reasoning_stamped), dsdrive/markers (RViz) and, if enabled, dsdrive/debug_image.
 
 Thin rclpy wiring around ``PlanningCore`` / ``ReasoningWorker`` (node/core.py, ROS-free):
 
   executor thread   camera/<name>/image_raw[/compressed], instruction, odom callbacks: decode,
                     validate, hand to the core (never block); /diagnostics timer.
-  planning thread   takes the newest complete camera set (older ones are dropped, counted),
-                    runs the planner, publishes Path + DrivingPlan, hands reasoner_kv to ...
+  planning thread   takes the newest complete camera set (older ones are dropped, counted; so
+                    is one older than max_frame_age_ms), runs the planner, publishes Path +
+                    DrivingPlan + MarkerArray, hands reasoner_kv to ...
   reasoning thread  latest-only, rate-limited text generation -> dsdrive/reasoning. A Path is never
                     delayed by text generation.
 
@@ -56,7 +58,14 @@ from dsdrive_ros.node.params import (
     validate_update,
 )
 from dsdrive_ros.node.process import STACKS_SIGNAL
-from dsdrive_ros.outputs.fill import fill_path, fill_plan, fill_reasoning, time_to_ns
+from dsdrive_ros.outputs.fill import (
+    fill_path,
+    fill_plan,
+    fill_reasoning,
+    fill_reasoning_stamped,
+    time_to_ns,
+)
+from dsdrive_ros.outputs.markers import fill_markers
 from dsdrive_ros.outputs.parse import PlanParseError, spec_value
 
 __all__ = ["DSDriveNode", "PlannerNodeMixin", "LogThrottle", "main", "run_node", "camera_topic",
@@ -67,6 +76,9 @@ TOPICS = {
     "path": "dsdrive/path",
     "plan": "dsdrive/plan",
     "reasoning": "dsdrive/reasoning",
+    "reasoning_stamped": "dsdrive/reasoning_stamped",
+    "markers": "dsdrive/markers",
+    "debug_image": "dsdrive/debug_image",
     "diagnostics": "/diagnostics",
     "instruction": "instruction",
     "odom": "odom",
@@ -174,7 +186,10 @@ class PlannerNodeMixin:
         self.core = PlanningCore(spec, session, backend=backend, cameras=cameras,
                                  anchor=cfg.anchor or cameras[0],
                                  max_skew_ms=cfg.max_camera_skew_ms,
-                                 stale_after_ms=cfg.stale_after_ms)
+                                 stale_after_ms=cfg.stale_after_ms,
+                                 max_frame_age_ms=cfg.max_frame_age_ms,
+                                 drop_implausible=cfg.drop_implausible_plans,
+                                 plausibility=cfg.plausibility)
         image = spec_value(spec, "image")
         self._min_hw = (max(1, int(image["height"] * MIN_IMAGE_FRACTION)),
                         max(1, int(image["width"] * MIN_IMAGE_FRACTION)))
@@ -205,6 +220,7 @@ class PlannerNodeMixin:
         self.pub_reasoning = make_pub(String, TOPICS["reasoning"], out_qos,
                                       event_callbacks=self._pub_events(TOPICS["reasoning"], out_qos))
         self._pubs.append(self.pub_reasoning)
+        self._make_view_publishers(make_pub, out_qos)
         # /diagnostics is a plain publisher in both variants: an inactive node still reports.
         self.pub_diag = self.create_publisher(DiagnosticArray, TOPICS["diagnostics"],
                                               dqos.diagnostics_qos())
@@ -232,6 +248,22 @@ class PlannerNodeMixin:
         self._planning_thread.start()
         self.reasoner.start()
         self._built = True
+
+    def _make_view_publishers(self, make_pub: Callable[..., Any], qos: Any) -> None:
+        """dsdrive/reasoning_stamped, dsdrive/markers (RViz) and the optional dsdrive/debug_image."""
+        from sensor_msgs.msg import Image
+        from visualization_msgs.msg import MarkerArray
+
+        from dsdrive_ros.msg import Reasoning
+
+        def pub(msg_type: Any, key: str) -> Any:
+            p = make_pub(msg_type, TOPICS[key], qos, event_callbacks=self._pub_events(TOPICS[key], qos))
+            self._pubs.append(p)
+            return p
+
+        self.pub_reasoning_stamped = pub(Reasoning, "reasoning_stamped")
+        self.pub_markers = pub(MarkerArray, "markers")
+        self.pub_debug_image = pub(Image, "debug_image") if self.cfg.debug_image_enabled else None
 
     def _open_inputs(self) -> None:
         """Subscriptions: cameras, instruction, odom (with QoS event callbacks)."""
@@ -470,6 +502,11 @@ class PlannerNodeMixin:
         pending = core.next_set(0.2)
         if pending is None:
             return
+        age_ms = core.too_old(pending, self.get_clock().now().nanoseconds)
+        if age_ms is not None:
+            self._warn("too_old", f"camera set {age_ms:.0f} ms old when planning started "
+                                  f"(max_frame_age_ms {core.max_frame_age_ms:g}): dropped")
+            return
         try:
             out, raw = core.plan(pending)
         except PlanParseError as exc:
@@ -482,12 +519,17 @@ class PlannerNodeMixin:
         if stop.is_set() or not self._active:
             return  # stopping, or deactivated while planning: publish nothing
         out.frame_age_ms = (self.get_clock().now().nanoseconds - out.stamp_ns) / 1e6
-        out.reasoning = self.reasoner.last_text if self.reasoner.enabled else ""
+        if self.reasoner.enabled:
+            last = self.reasoner.last  # one read: text and stamp of the same generation
+            out.reasoning, out.reasoning_stamp_ns = last.text, last.stamp_ns
         try:
             path = fill_path(out)
             plan = fill_plan(out, self._DrivingPlan(), path=path)
             self.pub_path.publish(path)
             self.pub_plan.publish(plan)
+            self.pub_markers.publish(fill_markers(out))
+            if self.pub_debug_image is not None:
+                self._publish_debug_image(out, pending.frameset.frames[core.anchor])
         except Exception as exc:  # noqa: BLE001 - e.g. publishing during shutdown
             if not stop.is_set():
                 self._warn("publish", f"publishing the plan failed: {exc}")
@@ -497,6 +539,18 @@ class PlannerNodeMixin:
             self._published["plan"] += 1
         if self.reasoner.enabled:
             self.reasoner.submit(raw, out.stamp_ns)
+
+    def _publish_debug_image(self, out: Any, rgb: Any) -> None:
+        from sensor_msgs.msg import Image
+
+        from dsdrive_ros.frames import fill_image_msg
+        from dsdrive_ros.outputs.fill import ns_to_time
+        from dsdrive_ros.outputs.overlay import debug_overlay
+
+        msg = fill_image_msg(Image(), debug_overlay(rgb, out), "rgb8")
+        msg.header.stamp = ns_to_time(out.stamp_ns)
+        msg.header.frame_id = f"camera_{self.core.anchor}"
+        self.pub_debug_image.publish(msg)
 
     # ---- reasoning thread ----
 
@@ -511,6 +565,9 @@ class PlannerNodeMixin:
         if self._stop.is_set() or not self._active:
             return
         self.pub_reasoning.publish(fill_reasoning(text))
+        self.pub_reasoning_stamped.publish(fill_reasoning_stamped(
+            text, stamp_ns=stamp_ns, frame_id=str(spec_value(self.spec, "frame_id", "base_link")),
+            generation_ms=gen_ms, generated_ns=self.get_clock().now().nanoseconds))
         with self._pub_lock:
             self._published["reasoning"] += 1
 
@@ -590,6 +647,14 @@ class PlannerNodeMixin:
                 self.core.set_limits(max_skew_ms=p.value)
             elif p.name == "stale_after_ms":
                 self.core.set_limits(stale_after_ms=p.value)
+            elif p.name == "max_frame_age_ms":
+                self.core.set_limits(max_frame_age_ms=p.value)
+            elif p.name == "drop_implausible_plans":
+                self.core.set_plausibility(drop=p.value)
+            elif p.name == "plausibility.max_first_waypoint_m":
+                self.core.set_plausibility(max_first_waypoint_m=p.value)
+            elif p.name == "plausibility.max_speed_mps":
+                self.core.set_plausibility(max_speed_mps=p.value)
             elif p.name == "reasoning.enabled":
                 self.reasoner.enabled = bool(p.value)
             elif p.name == "reasoning.max_tokens":

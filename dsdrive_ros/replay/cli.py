@@ -8,8 +8,8 @@
    on the topics the node subscribes: ``--rate 1`` keeps the recorded timing (real time),
    ``--rate 2`` twice as fast, ``--rate 0`` as fast as the node keeps up (after each complete
    camera set, wait for the node's output before sending the next);
-4. records everything the node publishes (dsdrive/path, dsdrive/plan, dsdrive/reasoning,
-   /diagnostics) into ``OUT/outputs`` (rosbag2 mcap), stops the node (SIGINT), and
+4. records everything the node publishes (dsdrive/path, dsdrive/plan, dsdrive/reasoning[_stamped],
+   dsdrive/markers, /diagnostics) into ``OUT/outputs`` (rosbag2 mcap), stops the node (SIGINT), and
 5. writes ``OUT/report.md`` + ``OUT/overlays/*.png`` (report.py) and ``OUT/replay.json``.
 
 Structured for a launch file: the node is started with exactly the arguments a
@@ -33,8 +33,10 @@ from typing import Any, Optional, Sequence
 from dsdrive_ros.node.process import NodeProcess, private_domain
 from dsdrive_ros.replay.bagio import (
     T_DIAG,
+    T_MARKERS,
     T_PATH,
     T_PLAN,
+    T_REASONING,
     T_STRING,
     BagInputs,
     find_inputs,
@@ -50,6 +52,8 @@ OUTPUT_TOPICS = {
     "/dsdrive/path": T_PATH,
     "/dsdrive/plan": T_PLAN,
     "/dsdrive/reasoning": T_STRING,
+    "/dsdrive/reasoning_stamped": T_REASONING,
+    "/dsdrive/markers": T_MARKERS,
     "/diagnostics": T_DIAG,
 }
 
@@ -245,11 +249,13 @@ class Replay:
             from nav_msgs.msg import Path as PathMsg
             from sensor_msgs.msg import CompressedImage, Image
             from std_msgs.msg import String
+            from visualization_msgs.msg import MarkerArray
 
-            from dsdrive_ros.msg import DrivingPlan
+            from dsdrive_ros.msg import DrivingPlan, Reasoning
 
             types = {"/dsdrive/path": PathMsg, "/dsdrive/plan": DrivingPlan,
-                     "/dsdrive/reasoning": String, "/diagnostics": DiagnosticArray}
+                     "/dsdrive/reasoning": String, "/dsdrive/reasoning_stamped": Reasoning,
+                     "/dsdrive/markers": MarkerArray, "/diagnostics": DiagnosticArray}
             subs = {t: node.create_subscription(types[t], t, rec.callback(t), output_qos(50), raw=True)
                     for t in OUTPUT_TOPICS}
             img_type = CompressedImage if inputs.transport == "compressed" else Image
