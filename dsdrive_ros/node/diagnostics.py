@@ -3,9 +3,14 @@
 Published on a timer, so silence is visible. Statuses:
   ``dsdrive_node: planner``        overall: OK / WARN / ERROR with the reason(s) in the message
   ``dsdrive_node: camera <name>``  per camera: rate, age of the last frame, decode errors, drops
+Ages (camera, plan) are steady-clock time: they watch the data flow, and /diagnostics keeps coming
+when /clock stops. A replay at half speed halves the input rates in steady time too (a 10 Hz camera
+stays fresh for stale_after 500 ms down to rate 0.2).
 Levels:
   ERROR  no plan for ``stale_after`` (since start or the last plan) or the model failed (the
          latest inference raised / gave an unusable output, or the model never loaded);
+         "no plan" is a WARN instead while the ROS clock has stood still for ``stale_after``
+         (use_sim_time with /clock paused, ended or not started: no input is expected);
   WARN   planning slower than the anchor camera's frame period (p50 latency > period, or sets
          dropped by keep-latest since the previous report), a camera stale (nothing for
          ``stale_after``), bad input messages were dropped since the previous report (undecodable
@@ -22,7 +27,7 @@ from typing import Any, Optional
 
 from dsdrive_ros.node.core import CoreSnapshot
 
-__all__ = ["OK", "WARN", "ERROR", "Status", "DiagnosticsState", "evaluate", "to_msg"]
+__all__ = ["OK", "WARN", "ERROR", "Status", "DiagnosticsState", "ClockWatch", "evaluate", "to_msg"]
 
 OK, WARN, ERROR = 0, 1, 2
 _LEVEL_NAMES = {OK: "OK", WARN: "WARN", ERROR: "ERROR"}
@@ -56,6 +61,19 @@ class DiagnosticsState:
     prev_sync: dict[str, int] = field(default_factory=dict)
 
 
+class ClockWatch:
+    """How long (steady seconds) the node's ROS clock has shown the same time."""
+
+    def __init__(self) -> None:
+        self._last_ns: Optional[int] = None
+        self._since = 0.0
+
+    def still_s(self, ros_now_ns: int, steady_s: float) -> float:
+        if ros_now_ns != self._last_ns:
+            self._last_ns, self._since = ros_now_ns, steady_s
+        return steady_s - self._since
+
+
 def _fmt(v: Any) -> str:
     if v is None:
         return "n/a"
@@ -70,9 +88,11 @@ def _clip(text: str, n: int = _MAX_TEXT) -> str:
 
 
 def evaluate(snap: CoreSnapshot, stale_after_ms: float, state: Optional[DiagnosticsState] = None,
-             extra: Optional[dict[str, Any]] = None, fatal: str = "") -> list[Status]:
+             extra: Optional[dict[str, Any]] = None, fatal: str = "",
+             clock_paused_s: float = 0.0) -> list[Status]:
     """Statuses for one report. ``extra``: node-level values (reasoning, publish counts ...);
-    ``fatal``: a reason the node cannot plan at all (e.g. the model failed to load)."""
+    ``fatal``: a reason the node cannot plan at all (e.g. the model failed to load);
+    ``clock_paused_s``: how long the sim clock has stood still (ClockWatch; 0 on the system clock)."""
     state = state if state is not None else DiagnosticsState()
     stale_s = stale_after_ms / 1000.0
     c = snap.counters
@@ -87,7 +107,10 @@ def evaluate(snap: CoreSnapshot, stale_after_ms: float, state: Optional[Diagnost
                                   else snap.started_mono)
     if since_plan > stale_s:
         what = "no plan yet" if snap.last_plan_mono is None else "no plan"
-        errors.append(f"{what} for {since_plan:.1f} s")
+        if clock_paused_s > stale_s:
+            warns.append(f"{what} for {since_plan:.1f} s: sim clock paused for {clock_paused_s:.1f} s")
+        else:
+            errors.append(f"{what} for {since_plan:.1f} s")
 
     stale = [cam for cam in snap.cameras
              if snap.camera_ages_s.get(cam) is None or snap.camera_ages_s[cam] > stale_s]
