@@ -70,8 +70,12 @@ def _node(context, *args, **kwargs):
     cfg = context.launch_configurations
     params_file = cfg["params_file"]
     model_dir = _model_dir(cfg, params_file)
-    with open(os.path.join(model_dir, "config.json")) as f:
-        cameras = list(json.load(f)["cameras"])
+    try:
+        with open(os.path.join(model_dir, "config.json")) as f:
+            cameras = list(json.load(f)["cameras"])
+    except (OSError, ValueError, KeyError) as exc:
+        raise RuntimeError(f"dsdrive.launch.py: no camera list in {model_dir}/config.json "
+                           f"(model_dir: an exported model directory): {exc!r}") from None
 
     overrides = {"use_sim_time": cfg["use_sim_time"].lower() == "true", "model_dir": model_dir,
                  "cameras": cameras}
