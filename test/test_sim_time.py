@@ -6,8 +6,9 @@ What "sensible" means here (node/diagnostics.py):
 - camera / plan ages in /diagnostics are steady-clock: they watch the data flow, /diagnostics keeps
   coming when /clock stops; at half speed a 10 Hz camera still arrives every 200 ms, so nothing is
   stale;
-- while /clock stands still (paused, ended, not yet started) for stale_after, "no plan" is a WARN
-  saying so ("sim clock paused"), not an ERROR; with the clock running and no input it stays ERROR.
+- "no plan" is an ERROR only when the plan is overdue in sim time too: while /clock stands still
+  (paused, ended, not yet started) or crawls, it is a WARN that says so ("/clock paused or slow");
+  with the clock running and no input it stays an ERROR.
 """
 
 from __future__ import annotations
@@ -19,7 +20,7 @@ from pathlib import Path
 import pytest
 
 from dsdrive_ros.node.core import PlanningCore
-from dsdrive_ros.node.diagnostics import ERROR, WARN, ClockWatch, evaluate
+from dsdrive_ros.node.diagnostics import ERROR, WARN, SimSincePlan, evaluate
 from dsdrive_ros.replay.clock import PlaybackClock
 
 
@@ -65,22 +66,23 @@ def test_playback_clock_rate_zero_steps_with_the_messages() -> None:
 def test_paused_clock_turns_no_plan_into_a_warning_only() -> None:
     from test_node_core import SPEC, FakeClock, FakeSession
 
-    watch = ClockWatch()
-    assert watch.still_s(7, 1.0) == 0.0
-    assert watch.still_s(7, 3.5) == 2.5
-    assert watch.still_s(8, 4.0) == 0.0
+    sim = SimSincePlan()
+    assert sim.update(0, 0) == 0.0  # no /clock yet
+    assert sim.update(0, 5 * 10**9) == 0.0
+    assert sim.update(0, 7 * 10**9) == 2.0
+    assert sim.update(1, 8 * 10**9) == 0.0  # a plan: measured from here
 
     clock = FakeClock()
     core = PlanningCore(SPEC, FakeSession(), backend="fake", clock=clock, stale_after_ms=500)
     clock.t += 2.0
     running = evaluate(core.snapshot(), 500.0)[0]
     assert running.level == ERROR and "no plan yet for 2.0 s" in running.message
-    paused = evaluate(core.snapshot(), 500.0, clock_paused_s=2.0)[0]
-    assert paused.level == WARN and "sim clock paused for 2.0 s" in paused.message, paused.message
+    paused = evaluate(core.snapshot(), 500.0, sim_since_plan_s=0.2)[0]
+    assert paused.level == WARN and "sim time 0.2 s (/clock paused or slow)" in paused.message, paused.message
     assert "stale camera(s)" in paused.message
-    short = evaluate(core.snapshot(), 500.0, clock_paused_s=0.2)[0]  # shorter than stale_after
-    assert short.level == ERROR
-    failed = evaluate(core.snapshot(), 500.0, fatal="model failed to load", clock_paused_s=2.0)[0]
+    overdue = evaluate(core.snapshot(), 500.0, sim_since_plan_s=0.6)[0]  # overdue in sim time too
+    assert overdue.level == ERROR
+    failed = evaluate(core.snapshot(), 500.0, fatal="model failed to load", sim_since_plan_s=0.0)[0]
     assert failed.level == ERROR and "model failed" in failed.message  # a pause hides no failure
 
 
@@ -93,7 +95,7 @@ pytest_ros = pytest.mark.ros
 @pytest.mark.slow
 def test_replay_clock_half_speed(model_dir: Path, tmp_path: Path) -> None:
     pytest.importorskip("dsdrive_ros.msg", reason="dsdrive_ros.msg not built (make build)")
-    from test_replay import START_NS, _read_outputs, _run_replay, write_raw_bag
+    from test_replay import START_NS, _read_outputs, _run_replay, _stamp, write_raw_bag
 
     bag = tmp_path / "bag"
     stamps = write_raw_bag(bag, n=20, rate_hz=10.0)  # stamps = record times, 2025 (wall age: years)
@@ -117,20 +119,20 @@ def test_replay_clock_half_speed(model_dir: Path, tmp_path: Path) -> None:
     assert all(stamps[0] <= t <= stamps[-1] + 10**6 for t in times), (times, stamps[0], stamps[-1])
     assert START_NS == stamps[0]
 
-    planner = []
+    planner = []  # (sim stamp, level, message, values)
     for _, arr in outs["/diagnostics"]:
         for st in arr.status:
             if st.name == "dsdrive_node: planner":
-                planner.append((st.level[0] if isinstance(st.level, bytes) else int(st.level),
+                planner.append((_stamp(arr), st.level[0] if isinstance(st.level, bytes) else int(st.level),
                                 st.message, {kv.key: kv.value for kv in st.values}))
-    after_first = [s for s in planner if int(s[2]["plans"]) >= 1]
+    after_first = [s for s in planner if int(s[3]["plans"]) >= 1]
     assert after_first, planner
     # once planning, never an ERROR: at half speed nothing is late, and the clock standing still
     # after the bag's end (the drain) is a WARN that says why
-    assert all(level < ERROR for level, _, _ in after_first), after_first
-    running = [s for s in after_first if float(s[2]["sim_clock_paused_s"]) < 0.5]
-    assert running and not any(s[2]["stale_cameras"] for s in running), running
-    assert any("sim clock paused" in m for _, m, _ in after_first), after_first
+    assert all(level < ERROR for _, level, _, _ in after_first), after_first
+    running = [s for s in after_first if s[0] < stamps[-1]]  # the bag still playing
+    assert running and not any(s[3]["stale_cameras"] for s in running), running
+    assert any("/clock paused or slow" in m for _, _, m, _ in after_first), after_first
 
 
 @pytest_ros
@@ -174,7 +176,7 @@ def test_node_under_paused_and_running_sim_clock(model_dir: Path, tmp_path: Path
         reports = rig.diags()[mark:]
         assert len(reports) >= 2, len(reports)
         level, message, values = rig.last_diag()
-        assert level == WARN and "sim clock paused" in message, (level, message)
+        assert level == WARN and "/clock paused or slow" in message, (level, message)
         assert values["stale_cameras"] == "front,left,right,rear", values
 
         # a set arriving while the clock stands at t + 0.4 s, stamped t + 0.1 s: 300 ms old, however

@@ -46,7 +46,7 @@ from rclpy.node import Node
 from dsdrive_ros.frames import ImageDecodeError, compressed_from_msg, image_from_msg
 from dsdrive_ros.node import qos as dqos
 from dsdrive_ros.node.core import PlanningCore, ReasoningWorker
-from dsdrive_ros.node.diagnostics import ERROR, OK, WARN, ClockWatch, DiagnosticsState, evaluate, to_msg
+from dsdrive_ros.node.diagnostics import ERROR, OK, WARN, DiagnosticsState, SimSincePlan, evaluate, to_msg
 from dsdrive_ros.node.params import (
     ConfigError,
     NodeConfig,
@@ -160,7 +160,7 @@ class PlannerNodeMixin:
         self._planning_thread: Optional[threading.Thread] = None
         self._qos_last = ""
         self._camera_qos: dict[str, str] = {}
-        self._clock_watch = ClockWatch()
+        self._sim_since_plan = SimSincePlan()
         self._lifecycle_pubs = False
 
     def _build_planner(self, cfg: NodeConfig, model: Optional[tuple[Any, Any, str]] = None, *,
@@ -552,12 +552,12 @@ class PlannerNodeMixin:
             if self._planning_thread is not None and not self._planning_thread.is_alive() \
                     and not self._stop.is_set():
                 fatal = "planning thread stopped (see the log)"
-            clock = self.get_clock()
-            paused_s = (self._clock_watch.still_s(clock.now().nanoseconds, time.monotonic())
-                        if clock.ros_time_is_active else 0.0)
-            extra["sim_clock_paused_s"] = paused_s
-            statuses = evaluate(self.core.snapshot(), self.core.stale_after_ms, self._diag_state, extra,
-                                fatal=fatal, clock_paused_s=paused_s)
+            snap, clock = self.core.snapshot(), self.get_clock()
+            sim_s = (self._sim_since_plan.update(snap.plans, clock.now().nanoseconds)
+                     if clock.ros_time_is_active else None)
+            extra["sim_since_last_plan_s"] = sim_s
+            statuses = evaluate(snap, self.core.stale_after_ms, self._diag_state, extra,
+                                fatal=fatal, sim_since_plan_s=sim_s)
             if not self._active:  # configured but not active: silence is expected, not an error
                 for st in statuses:
                     st.level, st.message = OK, f"inactive ({self._inactive_reason})"
