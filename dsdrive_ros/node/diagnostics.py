@@ -3,9 +3,15 @@
 Published on a timer, so silence is visible. Statuses:
   ``dsdrive_node: planner``        overall: OK / WARN / ERROR with the reason(s) in the message
   ``dsdrive_node: camera <name>``  per camera: rate, age of the last frame, decode errors, drops
+Ages (camera, plan) are steady-clock time: they watch the data flow, and /diagnostics keeps coming
+when /clock stops. A replay at half speed halves the input rates in steady time too (a 10 Hz camera
+stays fresh for stale_after 500 ms down to rate 0.2).
 Levels:
   ERROR  no plan for ``stale_after`` (since start or the last plan) or the model failed (the
          latest inference raised / gave an unusable output, or the model never loaded);
+         under use_sim_time "no plan" is an ERROR only when sim time has advanced by
+         ``stale_after`` too, else a WARN that says so (/clock paused, ended, not started or slow:
+         no input is due);
   WARN   planning slower than the anchor camera's frame period (p50 latency > period, or sets
          dropped by keep-latest since the previous report), a camera stale (nothing for
          ``stale_after``), bad input messages were dropped since the previous report (undecodable
@@ -23,7 +29,7 @@ from typing import Any, Optional
 
 from dsdrive_ros.node.core import CoreSnapshot
 
-__all__ = ["OK", "WARN", "ERROR", "Status", "DiagnosticsState", "evaluate", "to_msg"]
+__all__ = ["OK", "WARN", "ERROR", "Status", "DiagnosticsState", "SimSincePlan", "evaluate", "to_msg"]
 
 OK, WARN, ERROR = 0, 1, 2
 _LEVEL_NAMES = {OK: "OK", WARN: "WARN", ERROR: "ERROR"}
@@ -59,6 +65,23 @@ class DiagnosticsState:
     prev_sync: dict[str, int] = field(default_factory=dict)
 
 
+class SimSincePlan:
+    """Sim seconds since the last plan, seen from the /diagnostics ticks: the reference is the ROS
+    time of the first tick that saw the current plan count (so it lags the plan by up to one
+    period: an overdue plan under sim time is an ERROR up to one report later)."""
+
+    def __init__(self) -> None:
+        self._plans = -1
+        self._ref_ns = 0
+
+    def update(self, plans: int, ros_now_ns: int) -> float:
+        if ros_now_ns <= 0:
+            return 0.0  # no /clock yet: sim time has not started
+        if plans != self._plans or self._ref_ns <= 0:
+            self._plans, self._ref_ns = plans, ros_now_ns
+        return (ros_now_ns - self._ref_ns) / 1e9
+
+
 def _fmt(v: Any) -> str:
     if v is None:
         return "n/a"
@@ -73,9 +96,11 @@ def _clip(text: str, n: int = _MAX_TEXT) -> str:
 
 
 def evaluate(snap: CoreSnapshot, stale_after_ms: float, state: Optional[DiagnosticsState] = None,
-             extra: Optional[dict[str, Any]] = None, fatal: str = "") -> list[Status]:
+             extra: Optional[dict[str, Any]] = None, fatal: str = "",
+             sim_since_plan_s: Optional[float] = None) -> list[Status]:
     """Statuses for one report. ``extra``: node-level values (reasoning, publish counts ...);
-    ``fatal``: a reason the node cannot plan at all (e.g. the model failed to load)."""
+    ``fatal``: a reason the node cannot plan at all (e.g. the model failed to load);
+    ``sim_since_plan_s``: under use_sim_time, sim seconds since the last plan (SimSincePlan)."""
     state = state if state is not None else DiagnosticsState()
     stale_s = stale_after_ms / 1000.0
     c = snap.counters
@@ -90,7 +115,11 @@ def evaluate(snap: CoreSnapshot, stale_after_ms: float, state: Optional[Diagnost
                                   else snap.started_mono)
     if since_plan > stale_s:
         what = "no plan yet" if snap.last_plan_mono is None else "no plan"
-        errors.append(f"{what} for {since_plan:.1f} s")
+        if sim_since_plan_s is not None and sim_since_plan_s <= stale_s:
+            warns.append(f"{what} for {since_plan:.1f} s, sim time {sim_since_plan_s:.1f} s "
+                         "(/clock paused or slow)")
+        else:
+            errors.append(f"{what} for {since_plan:.1f} s")
 
     stale = [cam for cam in snap.cameras
              if snap.camera_ages_s.get(cam) is None or snap.camera_ages_s[cam] > stale_s]

@@ -48,7 +48,7 @@ from rclpy.node import Node
 from dsdrive_ros.frames import ImageDecodeError, compressed_from_msg, image_from_msg
 from dsdrive_ros.node import qos as dqos
 from dsdrive_ros.node.core import PlanningCore, ReasoningWorker
-from dsdrive_ros.node.diagnostics import ERROR, OK, WARN, DiagnosticsState, evaluate, to_msg
+from dsdrive_ros.node.diagnostics import ERROR, OK, WARN, DiagnosticsState, SimSincePlan, evaluate, to_msg
 from dsdrive_ros.node.params import (
     ConfigError,
     NodeConfig,
@@ -171,6 +171,8 @@ class PlannerNodeMixin:
         self._diag_timer: Any = None
         self._planning_thread: Optional[threading.Thread] = None
         self._qos_last = ""
+        self._camera_qos: dict[str, str] = {}
+        self._sim_since_plan = SimSincePlan()
         self._lifecycle_pubs = False
 
     def _build_planner(self, cfg: NodeConfig, model: Optional[tuple[Any, Any, str]] = None, *,
@@ -272,13 +274,18 @@ class PlannerNodeMixin:
         from std_msgs.msg import String
 
         cfg = self.cfg
-        cam_qos = dqos.camera_qos(cfg.qos_reliability, cfg.qos_depth)
         compressed = cfg.image_transport == "compressed"
         for name in self.cameras:
             topic = camera_topic(name, cfg.image_transport)
+            qos = dqos.camera_qos(cfg.qos_reliability, cfg.qos_depth)  # one each: overrides are per topic
             self._subs.append(self._subscribe(
                 CompressedImage if compressed else Image, topic,
-                self._make_camera_cb(name, compressed), cam_qos))
+                self._make_camera_cb(name, compressed), qos, dqos.camera_qos_overrides()))
+            self._camera_qos[name] = dqos.describe(qos)  # with the qos_overrides.* applied
+        example = self.resolve_topic_name(camera_topic(self.cameras[0], cfg.image_transport))
+        deprecated = dqos.deprecated_camera_qos(cfg.qos_reliability, cfg.qos_depth, example)
+        if deprecated:
+            self.get_logger().warning(deprecated)
         self._subs.append(self._subscribe(String, TOPICS["instruction"], self._on_instruction,
                                           dqos.instruction_qos()))
         self._subs.append(self._subscribe(Odometry, TOPICS["odom"], self._on_odom, dqos.odom_qos()))
@@ -337,7 +344,10 @@ class PlannerNodeMixin:
 
     # ---- QoS events ----
 
-    def _subscribe(self, msg_type: Any, topic: str, cb: Callable[..., None], qos: Any) -> Any:
+    def _subscribe(self, msg_type: Any, topic: str, cb: Callable[..., None], qos: Any,
+                   overrides: Any = None) -> Any:
+        """``overrides``: QoSOverridingOptions; rclpy applies the qos_overrides.* parameters to
+        ``qos`` in place, so the incompatible-QoS report shows the QoS in effect."""
         from rclpy.event_handler import SubscriptionEventCallbacks
 
         def incompatible(info: Any) -> None:
@@ -345,7 +355,8 @@ class PlannerNodeMixin:
 
         return self.create_subscription(
             msg_type, topic, cb, qos, callback_group=self._input_group,
-            event_callbacks=SubscriptionEventCallbacks(incompatible_qos=incompatible))
+            event_callbacks=SubscriptionEventCallbacks(incompatible_qos=incompatible),
+            qos_overriding_options=overrides)
 
     def _pub_events(self, topic: str, qos: Any) -> Any:
         from rclpy.event_handler import PublisherEventCallbacks
@@ -369,7 +380,8 @@ class PlannerNodeMixin:
             hint = (" - publish the instruction reliable + transient_local (latched), e.g. "
                     "`ros2 topic pub --qos-reliability reliable --qos-durability transient_local`")
         elif topic.startswith("camera/"):
-            hint = " - see the qos.reliability parameter"
+            hint = (f" - set -p qos_overrides.{self.resolve_topic_name(topic)}.subscription.reliability"
+                    ":=<the publisher's>")
         if self._built:
             self.core.counters.inc("qos_incompatible", max(1, int(getattr(info, "total_count_change", 1))))
         self._qos_last = f"{topic}: {policy}"
@@ -378,7 +390,7 @@ class PlannerNodeMixin:
     def _seq_gap_counter(self, camera: str) -> Callable[[Any], None]:
         """Counts camera messages that never reached the callback, from the publisher's sequence
         numbers (rmw message info): lost in transport or replaced in the subscription's keep-last
-        queue (qos.depth) because the executor fell behind. Neither is visible otherwise."""
+        queue (its depth) because the executor fell behind. Neither is visible otherwise."""
         last: dict[bytes, int] = {}
         counters = self.core.counters
 
@@ -592,12 +604,17 @@ class PlannerNodeMixin:
                 "qos_incompatible_last": self._qos_last,
                 "active": self._active,
             }
+            extra.update({f"qos.{cam}": text for cam, text in self._camera_qos.items()})
             fatal = ""
             if self._planning_thread is not None and not self._planning_thread.is_alive() \
                     and not self._stop.is_set():
                 fatal = "planning thread stopped (see the log)"
-            statuses = evaluate(self.core.snapshot(), self.core.stale_after_ms, self._diag_state, extra,
-                                fatal=fatal)
+            snap, clock = self.core.snapshot(), self.get_clock()
+            sim_s = (self._sim_since_plan.update(snap.plans, clock.now().nanoseconds)
+                     if clock.ros_time_is_active else None)
+            extra["sim_since_last_plan_s"] = sim_s
+            statuses = evaluate(snap, self.core.stale_after_ms, self._diag_state, extra,
+                                fatal=fatal, sim_since_plan_s=sim_s)
             if not self._active:  # configured but not active: silence is expected, not an error
                 for st in statuses:
                     st.level, st.message = OK, f"inactive ({self._inactive_reason})"

@@ -93,11 +93,11 @@ PARAMS: tuple[ParamSpec, ...] = (
     ParamSpec("reasoning.max_tokens", 64, "Most tokens per reasoning text.", int_range=(1, 1024, 1)),
     ParamSpec("reasoning.max_rate_hz", 1.0, "Most reasoning texts per second (latest frame only; "
               "0 = as fast as generation goes).", float_range=(0.0, 100.0, 0.0)),
-    ParamSpec("qos.reliability", "", "Camera subscription reliability override: '' (default: "
-              "best_effort, SensorData) | best_effort | reliable | system_default.", read_only=True,
-              choices=RELIABILITIES),
-    ParamSpec("qos.depth", 1, "Camera subscription queue depth (keep last).", read_only=True,
-              int_range=(1, 100, 1)),
+    ParamSpec("qos.reliability", "", "DEPRECATED (use qos_overrides./<camera topic>.subscription."
+              "reliability): camera subscription reliability: '' (default: best_effort, SensorData) | "
+              "best_effort | reliable | system_default.", read_only=True, choices=RELIABILITIES),
+    ParamSpec("qos.depth", 1, "DEPRECATED (use qos_overrides./<camera topic>.subscription.depth): "
+              "camera subscription queue depth (keep last).", read_only=True, int_range=(1, 100, 1)),
     ParamSpec("diagnostics_period_s", 1.0, "Period of /diagnostics.", read_only=True,
               float_range=(0.1, 60.0, 0.0)),
 )
