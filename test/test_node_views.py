@@ -60,7 +60,8 @@ def test_markers_stamped_reasoning_and_debug_image(model_dir: Path, tmp_path: Pa
         # latched instruction is in the plans
         def enough() -> bool:
             return (len(rig.h.got("/dsdrive/reasoning_stamped")) >= 3
-                    and any(p.instruction == INSTRUCTION for p in rig.plans()))
+                    and any(p.instruction == INSTRUCTION for p in rig.plans())
+                    and any(p.reasoning for p in rig.plans()))  # a text reaches later plans only
 
         deadline = time.monotonic() + OUTPUT_TIMEOUT
         while not enough() and time.monotonic() < deadline:
