@@ -2,7 +2,8 @@
 
 Data-parallel on several GPUs/machines with the standard launcher:
     torchrun --nproc_per_node N -m dsdrive_ros.train.cli --config FILE
-(each rank gets a DistributedSampler shard; rank 0 logs, evaluates and saves).
+(each rank gets a DistributedSampler shard; rank 0 alone writes: config, metrics, checkpoints; every
+rank waits for rank 0's final save before `train` returns, so any rank may then read the checkpoint).
 """
 from __future__ import annotations
 
@@ -215,6 +216,11 @@ def plot_curves(csv_path: Path, png_path: Path) -> None:
     plt.close(fig)
 
 
+def process_rank() -> int:
+    """This process's rank under torchrun (RANK), 0 in a single process."""
+    return int(os.environ.get("RANK", "0"))
+
+
 def train(c: TrainConfig) -> Path:
     distributed = int(os.environ.get("WORLD_SIZE", "1")) > 1
     if distributed:
@@ -227,7 +233,8 @@ def train(c: TrainConfig) -> Path:
     random.seed(c.seed + rank)
     out = Path(c.out)
     out.mkdir(parents=True, exist_ok=True)
-    (out / "train_config.json").write_text(json.dumps(dataclasses.asdict(c), indent=2))
+    if rank == 0:
+        (out / "train_config.json").write_text(json.dumps(dataclasses.asdict(c), indent=2))
 
     train_eps, val_eps = load_episodes(c)
     last = out / "last"
@@ -318,5 +325,6 @@ def train(c: TrainConfig) -> Path:
         epoch += 1
     bar.close()
     if distributed:
+        dist.barrier()  # rank 0's final save is complete before any rank returns `last`
         dist.destroy_process_group()
     return last
