@@ -5,6 +5,8 @@ simulator's DatasetReader and the LMDrive-layout reader alike.
 """
 from __future__ import annotations
 
+import os
+
 from dataclasses import dataclass
 from typing import NamedTuple
 
@@ -16,6 +18,7 @@ from ..frames.preprocess import Preprocessor
 from ..model.config import DSDriveConfig
 from ..model.reasoning_format import format_reasoning
 from ..model.tokenizer import DSDriveTokenizer
+from .augment import Augment
 
 
 @dataclass(frozen=True)
@@ -61,8 +64,13 @@ def preprocessor_for(cfg: DSDriveConfig) -> Preprocessor:
 
 
 class ClipDataset(Dataset):
-    def __init__(self, episodes: list, cfg: DSDriveConfig, tokenizer: DSDriveTokenizer):
+    def __init__(self, episodes: list, cfg: DSDriveConfig, tokenizer: DSDriveTokenizer,
+                 augment: Augment | None = None, seed: int = 0):
         self.cfg, self.tokenizer = cfg, tokenizer
+        self.augment = augment if augment is not None and augment.active else None
+        self._seed, self._rng, self._rng_pid = seed, None, -1
+        self._mean = np.asarray(cfg.image_mean, np.float32)
+        self._std = np.asarray(cfg.image_std, np.float32)
         self.items = [_Item(ep, i) for ep in episodes for i in range(len(ep))]
         self.pre = preprocessor_for(cfg)
         self.tracks: dict[int, EpisodeTrack] = {}
@@ -71,6 +79,15 @@ class ClipDataset(Dataset):
 
     def __len__(self) -> int:
         return len(self.items)
+
+    def _process_rng(self) -> np.random.Generator:
+        """One generator per process: DataLoader workers are forks and would repeat the parent's draws;
+        torch gives each worker its own initial seed, which tells them apart."""
+        if self._rng_pid != os.getpid():
+            worker = torch.utils.data.get_worker_info() is not None
+            self._rng = np.random.default_rng([self._seed, torch.initial_seed() % 2**32 if worker else 0])
+            self._rng_pid = os.getpid()
+        return self._rng
 
     def _images(self, ep, i: int) -> np.ndarray:
         # decoded on every use: JPEG decoding is cheap next to a training step, and a cache of
@@ -90,6 +107,8 @@ class ClipDataset(Dataset):
             # LMDrive clears its frame buffer when the instruction changes: train the same way
             if j >= 0 and (j == i or ep.record(j)["instruction_id"] == rec["instruction_id"]):
                 images[h], mask[h] = self._images(ep, j), True
+        if self.augment is not None:
+            images = self.augment(images, self._mean, self._std, self._process_rng())
         ids, imask = self.tokenizer.encode_instruction(rec["instruction"], cfg.max_instruction_tokens)
         if rec["teacher"]:
             reasoning = self.tokenizer.encode_reasoning(format_reasoning(rec["teacher"], rec["waypoints"]),

@@ -30,10 +30,15 @@ from ..model.checkpoint import load_checkpoint, save_checkpoint
 from ..model.config import DSDriveConfig, preset
 from ..model.dsdrive import DSDrive, init_weights
 from ..model.tokenizer import DSDriveTokenizer
+from .augment import Augment
 from .data import ClipDataset, collate, corpus
 from .metrics import evaluate
 
 log = logging.getLogger(__name__)
+
+
+# the loss and its parts, as logged (loss_path / loss_speed: head_layout path_speed only)
+LOSS_KEYS = ("loss", "loss_waypoints", "loss_path", "loss_speed", "loss_reasoning", "loss_end")
 
 
 @dataclass
@@ -74,6 +79,10 @@ class TrainConfig:
     # The share of samples seen without their earlier frames (as after a history reset), so that
     # "no history" (the start of every drive) is no cue for "drive off" either.
     history_dropout: float = 0.0
+    # Image augmentation (train/augment.py): camera jitter up to this many pixels, exposure gain
+    # 1 +- this (training clips only; validation sees the images as recorded).
+    camera_shift_px: int = 0
+    exposure_jitter: float = 0.0
 
     @classmethod
     def from_file(cls, path: str | Path, **overrides) -> "TrainConfig":
@@ -203,7 +212,7 @@ def plot_curves(csv_path: Path, png_path: Path) -> None:
         return
     steps = [int(r["step"]) for r in rows]
     fig, ax = plt.subplots(figsize=(8, 4.5))
-    for key in ("loss", "loss_waypoints", "loss_reasoning", "loss_end"):
+    for key in LOSS_KEYS:
         vals = [float(r[key]) if r.get(key) not in (None, "") else np.nan for r in rows]
         ax.plot(steps, vals, label=key)
     ax.set_yscale("log")
@@ -253,7 +262,7 @@ def train(c: TrainConfig) -> Path:
         tokenizer = DSDriveTokenizer.load(Path(c.init_from) / "tokenizer.json")
     else:  # BPE on the teacher corpus (training towns only)
         tokenizer = DSDriveTokenizer.train(corpus(train_eps), vocab_size=cfg.vocab_size)
-    train_ds = ClipDataset(train_eps, cfg, tokenizer)
+    train_ds = ClipDataset(train_eps, cfg, tokenizer, Augment(c.camera_shift_px, c.exposure_jitter), c.seed + rank)
     val_ds = ClipDataset(val_eps, cfg, tokenizer) if val_eps else None
     model = init_weights(DSDrive(cfg), c.seed).to(device)
     decay = [p for n, p in model.named_parameters() if p.dim() >= 2]
@@ -281,8 +290,7 @@ def train(c: TrainConfig) -> Path:
                         num_workers=c.workers, drop_last=True, collate_fn=lambda b: collate(b, cfg.pad_id),
                         persistent_workers=c.workers > 0)
     csv_path = out / "metrics.csv"
-    fields = ["step", "lr", "loss", "loss_waypoints", "loss_reasoning", "loss_end", "val_ade_m", "val_fde_m",
-              "val_end_accuracy", "seconds"]
+    fields = ["step", "lr", *LOSS_KEYS, "val_ade_m", "val_fde_m", "val_end_accuracy", "seconds"]
     if rank == 0 and not csv_path.exists():
         csv.writer(csv_path.open("w")).writerow(fields)
     t0, epoch = time.monotonic(), 0
@@ -309,8 +317,7 @@ def train(c: TrainConfig) -> Path:
             row = {}
             if rank == 0 and (step % c.log_every == 0 or step == c.steps):
                 row = {"step": step, "lr": f"{lr_at(step - 1, c):.3g}", "seconds": f"{time.monotonic() - t0:.0f}",
-                       **{k: f"{o[k].item():.4f}" for k in ("loss", "loss_waypoints", "loss_reasoning", "loss_end")
-                          if k in o}}
+                       **{k: f"{o[k].item():.4f}" for k in LOSS_KEYS if k in o}}
                 bar.set_postfix(loss=row["loss"], wp=row["loss_waypoints"])
             if rank == 0 and val_ds is not None and (step % c.eval_every == 0 or step == c.steps):
                 m = evaluate(model, val_ds, tokenizer, max_frames=c.eval_frames, text_frames=0)
