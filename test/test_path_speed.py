@@ -136,3 +136,22 @@ def test_export_keeps_one_waypoints_output(tmp_path):
     cfg = json.loads((tmp_path / "config.json").read_text())
     assert cfg["heads"]["layout"] == "path_speed"
     assert list(cfg["io"]["planner"]["outputs"]) == ["waypoints", "end_prob", "frame_tokens", "reasoner_kv"]
+
+
+def test_fine_tune_swaps_the_heads_and_keeps_the_trunk():
+    from dsdrive_ros.train.loop import load_trunk
+
+    old = init_weights(DSDrive(preset("tiny")), seed=3)
+    new = _model()
+    assert load_trunk(new, old.state_dict()) == ["path_head", "speed_head"]
+    for k, v in old.state_dict().items():
+        if not k.startswith("waypoint_head"):
+            assert torch.equal(new.state_dict()[k], v), k
+    assert load_trunk(_model(), new.state_dict()) == []  # same layout: everything loads
+    bad = dict(old.state_dict())
+    bad["tok_emb.weight"] = bad["tok_emb.weight"][:10]
+    with pytest.raises(RuntimeError):  # a trunk shape that differs: torch's size mismatch
+        load_trunk(_model(), bad)
+    del bad["tok_emb.weight"]
+    with pytest.raises(ValueError, match="beyond its heads"):
+        load_trunk(_model(), bad)

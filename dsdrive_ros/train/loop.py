@@ -202,6 +202,21 @@ def _load_state(ckpt: Path, model: DSDrive, opt: torch.optim.Optimizer) -> int:
     return int(meta["step"])
 
 
+HEAD_MODULES = ("waypoint_head", "path_head", "speed_head")  # what a head_layout change swaps
+
+
+def load_trunk(model: DSDrive, state: dict[str, torch.Tensor]) -> list[str]:
+    """Load a checkpoint whose planning heads may differ from `model`'s (another head_layout): every
+    other weight must match exactly. Returns the heads left at their init (trained from scratch)."""
+    head = lambda k: k.split(".", 1)[0] in HEAD_MODULES  # noqa: E731
+    missing, unexpected = model.load_state_dict({k: v for k, v in state.items() if not head(k) or
+                                                 k in model.state_dict()}, strict=False)
+    if [k for k in missing if not head(k)] or unexpected:
+        raise ValueError(f"checkpoint does not fit the model beyond its heads: missing "
+                         f"{[k for k in missing if not head(k)][:5]}, unexpected {unexpected[:5]}")
+    return sorted({k.split(".", 1)[0] for k in missing})
+
+
 def plot_curves(csv_path: Path, png_path: Path) -> None:
     import matplotlib
     matplotlib.use("Agg")
@@ -252,7 +267,7 @@ def train(c: TrainConfig) -> Path:
     if distributed:
         dist.barrier()  # every rank resumes from the same checkpoint
     init = load_checkpoint(c.init_from) if c.init_from else None
-    if init is not None:  # `model` overrides then change the loss weights (a shape change fails the load)
+    if init is not None:  # `model` overrides change loss weights, or the head layout (new heads start fresh)
         cfg = DSDriveConfig.from_dict({**init.cfg.to_dict(), **c.model})
     else:
         cfg = preset(c.preset, **c.model)
@@ -273,8 +288,8 @@ def train(c: TrainConfig) -> Path:
     if step:
         log.info("resumed from %s at step %d", last, step)
     elif init is not None:
-        model.load_state_dict(init.state_dict())
-        log.info("fine-tuning from %s", c.init_from)
+        fresh = load_trunk(model, init.state_dict())
+        log.info("fine-tuning from %s%s", c.init_from, f" (new heads: {', '.join(fresh)})" if fresh else "")
     ddp = torch.nn.parallel.DistributedDataParallel(model) if distributed else model
     if distributed:
         if c.startup_weight != 1.0 or c.dataset_weights or c.action_weights:
