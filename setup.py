@@ -51,7 +51,7 @@ setup(
     entry_points={
         "console_scripts": [
             "dsdrive-train = dsdrive_ros.train.cli:main",
-            "dsdrive-eval = dsdrive_ros.sim.eval_cli:main",
+            "dsdrive-eval = dsdrive_ros.eval.cli:main",
             "dsdrive-replay = dsdrive_ros.replay.cli:main",
             "dsdrive-export = dsdrive_ros.export.cli:main",
             "dsdrive-dagger = dsdrive_ros.train.dagger_chain:main",

@@ -20,7 +20,7 @@ from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
-from dsdrive_ros.sim.score import aggregate  # noqa: E402
+from dsdrive_ros.eval.score import aggregate  # noqa: E402
 
 
 def load_row(spec: str) -> dict:

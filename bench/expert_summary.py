@@ -26,7 +26,7 @@ def main() -> int:
                                 for r in d["routes"]]})
     runs.sort(key=lambda r: (r["split"] != "train", r["town"], r["seed"]))
     out = {"runs": runs,
-           "note": "python -m dsdrive_ros.sim.run_expert --town T --routes 10 --seed S; route i "
+           "note": "python -m dsdrive_ros.eval.run_expert --town T --routes 10 --seed S; route i "
                    "uses episode seed S*1000+i"}
     Path(a.out).parent.mkdir(parents=True, exist_ok=True)
     Path(a.out).write_text(json.dumps(out, indent=1))

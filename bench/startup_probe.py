@@ -17,8 +17,8 @@ import torch
 
 from dsdrive_ros.model.checkpoint import load_checkpoint
 from dsdrive_ros.model.tokenizer import DSDriveTokenizer
-from dsdrive_ros.sim.controller import PIDParams
-from dsdrive_ros.sim.dataset import DatasetReader
+from dsdrive_ros.policies.controller import PIDParams
+from dsdrive_ros.data.dataset import DatasetReader
 from dsdrive_ros.train.data import ClipDataset, collate
 from dsdrive_ros.train.loop import is_startup
 

@@ -6,7 +6,7 @@
 The drive uses a held-out town (never used for training) and a seed outside the training plans;
 the expert drives, the scripted teacher explains. The bag holds the node's inputs
 (`/camera/<name>/image_raw/compressed`, `/instruction`, `/odom`) and the ground truth
-(`/ground_truth/path`, `/ground_truth/reasoning`): see dsdrive_ros/sim/bag_export.py.
+(`/ground_truth/path`, `/ground_truth/reasoning`): see dsdrive_ros/data/bag_export.py.
 The bag is written next to OUT and renamed into place when complete.
 """
 from __future__ import annotations
@@ -23,9 +23,9 @@ if str(REPO_ROOT) not in sys.path:
 import cv2  # noqa: E402
 import numpy as np  # noqa: E402
 
-from dsdrive_ros.sim.bag_export import export_bag  # noqa: E402
-from dsdrive_ros.sim.generate import default_episode_factory, episode_meta  # noqa: E402
-from dsdrive_ros.sim.teacher import ScriptedTeacher  # noqa: E402
+from dsdrive_ros.data.bag_export import export_bag  # noqa: E402
+from dsdrive_ros.data.build_dataset import default_episode_factory, episode_meta  # noqa: E402
+from dsdrive_ros.data.teacher import ScriptedTeacher  # noqa: E402
 
 
 def _shrink(images, max_width: int | None):

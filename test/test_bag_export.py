@@ -10,12 +10,12 @@ import pytest
 import yaml
 from rosbags.rosbag2 import Reader
 
-from dsdrive_ros.sim.bag_export import (DEFAULT_START_NS, JPEG_FORMAT, TOPIC_GT_PATH, TOPIC_GT_REASONING,
+from dsdrive_ros.data.bag_export import (DEFAULT_START_NS, JPEG_FORMAT, TOPIC_GT_PATH, TOPIC_GT_REASONING,
                                         TOPIC_INSTRUCTION, TOPIC_ODOM, bag_topics, camera_topic, export_bag,
                                         iter_messages, read_ground_truth, read_ground_truth_reasoning, stamp_ns)
-from dsdrive_ros.sim.dataset import DatasetReader, DatasetWriter, decode_jpeg
+from dsdrive_ros.data.dataset import DatasetReader, DatasetWriter, decode_jpeg
 from dsdrive_ros.sim.scene import SceneState
-from dsdrive_ros.sim.teacher import ScriptedTeacher
+from dsdrive_ros.data.teacher import ScriptedTeacher
 
 CAMS = ("front", "left", "right", "rear")
 N = 25

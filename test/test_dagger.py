@@ -3,10 +3,10 @@ import pytest
 
 pytest.importorskip("libsumo")
 
-from dsdrive_ros.sim.dagger import DaggerAgent, DaggerEpisode, ModelAgent  # noqa: E402
-from dsdrive_ros.sim.dataset import DatasetReader, DatasetWriter  # noqa: E402
-from dsdrive_ros.sim.generate import write_episode  # noqa: E402
-from dsdrive_ros.sim.teacher import ScriptedTeacher, action_from_text  # noqa: E402
+from dsdrive_ros.data.dagger import DaggerAgent, DaggerEpisode, ModelAgent  # noqa: E402
+from dsdrive_ros.data.dataset import DatasetReader, DatasetWriter  # noqa: E402
+from dsdrive_ros.data.build_dataset import write_episode  # noqa: E402
+from dsdrive_ros.data.teacher import ScriptedTeacher, action_from_text  # noqa: E402
 
 STEPS = 30
 

@@ -5,7 +5,7 @@ from pathlib import Path
 import pytest
 import yaml
 
-from dsdrive_ros.sim.dataset import DatasetReader
+from dsdrive_ros.data.dataset import DatasetReader
 from dsdrive_ros.train import dagger_chain as dc
 from dsdrive_ros.train.dagger_chain import ChainConfig, last_done, main, round_datasets
 

@@ -7,11 +7,11 @@ import os
 import numpy as np
 import pytest
 
-from dsdrive_ros.sim.dataset import (PARTIAL_DIR, DatasetReader, DatasetWriter, decode_jpeg, encode_jpeg,
+from dsdrive_ros.data.dataset import (PARTIAL_DIR, DatasetReader, DatasetWriter, decode_jpeg, encode_jpeg,
                                      record_from_state)
-from dsdrive_ros.sim.generate import episode_plan, generate
+from dsdrive_ros.data.build_dataset import episode_plan, generate
 from dsdrive_ros.sim.scene import SceneState, TrafficLightAhead
-from dsdrive_ros.sim.teacher import ScriptedTeacher, action_from_text
+from dsdrive_ros.data.teacher import ScriptedTeacher, action_from_text
 
 CAMS = ("front", "left", "right", "rear")
 

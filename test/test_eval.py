@@ -12,8 +12,8 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from dsdrive_ros.sim.agents import ConstantVelocityAgent, transform_waypoints
-from dsdrive_ros.sim.controller import PIDController, PIDParams, WaypointController
+from dsdrive_ros.policies.waypoint_policies import ConstantVelocityAgent, transform_waypoints
+from dsdrive_ros.policies.controller import PIDController, PIDParams, WaypointController
 from dsdrive_ros.sim.ego import Ego, EgoParams, EgoState
 
 
@@ -144,7 +144,7 @@ def test_constant_velocity_plan():
 
 
 def test_langauto_arithmetic_hand_made():
-    from dsdrive_ros.sim import score
+    from dsdrive_ros.eval import score
 
     r = score.score_route(500.0, 250.0, ["collision_pedestrian", "red_light"])
     assert r["RC"] == pytest.approx(50.0)
@@ -190,7 +190,7 @@ def _check_results(out: Path, routes: int, agent: str) -> dict:
 @pytest.mark.timeout(120)
 def test_eval_expert_short_and_deterministic(tmp_path):
     _sumo_or_skip()
-    from dsdrive_ros.sim.eval_cli import main
+    from dsdrive_ros.eval.cli import main
 
     argv = ["--agent", "expert", "--routes", "1", "--seed", "5", "--max-steps", "40",
             "--no-progress"]
@@ -225,7 +225,7 @@ def test_a_collision_is_recorded_with_speed_and_geometry():
     from types import SimpleNamespace
 
     from dsdrive_ros.sim.episode import Episode, EpisodeConfig, Infraction
-    from dsdrive_ros.sim.eval_cli import collisions_ego_standing
+    from dsdrive_ros.eval.cli import collisions_ego_standing
 
     ep = SimpleNamespace(status="running", steps=12, world=SimpleNamespace(time=70.5), _t0=60.0,
                          ego=SimpleNamespace(state=EgoState(x=1.0, y=2.0, yaw=0.0, speed=0.2)),
@@ -249,7 +249,7 @@ def test_private_ros_domain(monkeypatch):
 
 
 def test_collisions_while_standing_are_counted_apart():
-    from dsdrive_ros.sim.eval_cli import collisions_ego_standing
+    from dsdrive_ros.eval.cli import collisions_ego_standing
 
     routes = [{"infraction_list": [{"kind": "collision_vehicle", "speed": 0.0},
                                    {"kind": "collision_vehicle", "speed": 6.2},
@@ -261,7 +261,7 @@ def test_collisions_while_standing_are_counted_apart():
 @pytest.mark.timeout(120)
 def test_eval_constant_velocity_short(tmp_path):
     _sumo_or_skip()
-    from dsdrive_ros.sim.eval_cli import main
+    from dsdrive_ros.eval.cli import main
 
     assert main(["--agent", "constant-velocity", "--routes", "1", "--seed", "0", "--max-steps",
                  "40", "--out", str(tmp_path), "--no-progress"]) == 0
@@ -275,7 +275,7 @@ def test_eval_constant_velocity_short(tmp_path):
 def test_eval_model_in_process_matches_the_node_pipeline_inputs(tmp_path, model_dir):
     """--agent model-inprocess: the exported model in this process (no DDS), same rig and spacing."""
     _sumo_or_skip()
-    from dsdrive_ros.sim.eval_cli import main
+    from dsdrive_ros.eval.cli import main
 
     assert main(["--agent", "model-inprocess", "--model-dir", str(model_dir), "--routes", "1", "--seed",
                  "0", "--max-steps", "20", "--out", str(tmp_path), "--no-progress"]) == 0
@@ -292,7 +292,7 @@ def test_eval_model_through_the_real_node(tmp_path, model_dir):
     _sumo_or_skip()
     pytest.importorskip("rclpy", reason="needs the ROS 2 wheels (make venv)")
     out = tmp_path / "out"
-    cmd = [sys.executable, "-m", "dsdrive_ros.sim.eval_cli", "--agent", "model", "--model-dir",
+    cmd = [sys.executable, "-m", "dsdrive_ros.eval.cli", "--agent", "model", "--model-dir",
            str(model_dir), "--routes", "1", "--seed", "0", "--max-steps", "60", "--out", str(out),
            "--no-progress", "--plan-timeout", "5", "--startup-timeout", "120"]
     env = dict(os.environ, FASTDDS_BUILTIN_TRANSPORTS="LARGE_DATA")

@@ -9,8 +9,8 @@ import cv2
 import numpy as np
 import pytest
 
-from dsdrive_ros.sim.dataset import validate_record
-from dsdrive_ros.sim.lmdrive_layout import LMDriveDataset, future_waypoints, split_stacked
+from dsdrive_ros.data.dataset import validate_record
+from dsdrive_ros.data.lmdrive_layout import LMDriveDataset, future_waypoints, split_stacked
 
 # solid colours per view (RGB), stacked front/left/right/rear
 COLOURS = {"front": (220, 30, 30), "left": (30, 220, 30), "right": (30, 30, 220), "rear": (220, 220, 30)}

@@ -194,7 +194,7 @@ def test_replay_raw_sqlite_rate0(model_dir: Path, tmp_path: Path) -> None:
 def test_replay_sim_export_mcap_realtime(model_dir: Path, tmp_path: Path) -> None:
     """A bag from the simulator's exporter (mcap, compressed JPEG), replayed at recorded timing."""
     pytest.importorskip("dsdrive_ros.msg", reason="dsdrive_ros.msg not built (make build)")
-    bag_export = pytest.importorskip("dsdrive_ros.sim.bag_export")
+    bag_export = pytest.importorskip("dsdrive_ros.data.bag_export")
     frames = []
     for i in range(10):
         wp = np.array([[2.0 * (k + 1), 0.05 * (k + 1) ** 2] for k in range(5)])

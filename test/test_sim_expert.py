@@ -7,7 +7,7 @@ import numpy as np
 import pytest
 
 from dsdrive_ros.sim.ego import Ego, EgoParams, EgoState
-from dsdrive_ros.sim.expert import Expert, _sat_many, _boxes, _stop_accel, _travel_time, ExpertParams
+from dsdrive_ros.policies.expert import Expert, _sat_many, _boxes, _stop_accel, _travel_time, ExpertParams
 from dsdrive_ros.sim.routes import Route, segment_instructions
 from dsdrive_ros.sim.scene import Agent, SceneState
 

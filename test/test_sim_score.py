@@ -3,7 +3,7 @@ import math
 
 import pytest
 
-from dsdrive_ros.sim import score
+from dsdrive_ros.eval import score
 
 
 def test_clean_route_scores_100():

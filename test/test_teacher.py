@@ -8,7 +8,7 @@ import numpy as np
 import pytest
 
 from dsdrive_ros.sim.scene import Agent, SceneState, TrafficLightAhead
-from dsdrive_ros.sim.teacher import ACTIONS, ScriptedTeacher, Teacher, action_from_text, plan_segment
+from dsdrive_ros.data.teacher import ACTIONS, ScriptedTeacher, Teacher, action_from_text, plan_segment
 
 
 def make_state(action="go", agents=(), light=None, maneuver="follow", speed=8.0, step=0, **kw) -> SceneState:

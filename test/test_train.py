@@ -7,7 +7,7 @@ import pytest
 import yaml
 
 from dsdrive_ros.model.checkpoint import load_checkpoint
-from dsdrive_ros.sim.dataset import DatasetWriter
+from dsdrive_ros.data.dataset import DatasetWriter
 from dsdrive_ros.train.cli import main as train_main
 from dsdrive_ros.train.metrics import action_from_waypoints
 
@@ -127,7 +127,7 @@ def test_history_dropout_hides_earlier_frames_only():
 
 def test_sample_weights_multiply_dataset_action_and_startup_weights(tmp_path):
     from dsdrive_ros.model.config import preset
-    from dsdrive_ros.sim.dataset import DatasetReader
+    from dsdrive_ros.data.dataset import DatasetReader
     from dsdrive_ros.train.data import ClipDataset
     from dsdrive_ros.train.loop import TrainConfig, sample_weights
 

@@ -11,10 +11,10 @@ from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 import numpy as np
 import pytest
 
-from dsdrive_ros.sim.dataset import decode_jpeg
+from dsdrive_ros.data.dataset import decode_jpeg
 from dsdrive_ros.sim.scene import SceneState, TrafficLightAhead
-from dsdrive_ros.sim.teacher import action_from_text
-from dsdrive_ros.sim.vlm_teacher import SYSTEM_PROMPT, VLMError, VLMTeacher, normalize_answer
+from dsdrive_ros.data.teacher import action_from_text
+from dsdrive_ros.data.vlm_teacher import SYSTEM_PROMPT, VLMError, VLMTeacher, normalize_answer
 
 CAMS = ("front", "left", "right", "rear")
 CANNED = ("Scene: an urban road with a red light 18 m ahead, light traffic.\n"
@@ -236,8 +236,8 @@ def test_normalize_answer():
 
 
 def test_generate_keeps_only_agreeing_vlm_answers(server):
-    from dsdrive_ros.sim.generate import _TeacherWithFallback
-    from dsdrive_ros.sim.teacher import ScriptedTeacher
+    from dsdrive_ros.data.build_dataset import _TeacherWithFallback
+    from dsdrive_ros.data.teacher import ScriptedTeacher
 
     vlm = VLMTeacher(server.url, "m", timeout=5, retries=0)
     t = _TeacherWithFallback(vlm, ScriptedTeacher(0), on_error="scripted")

@@ -51,7 +51,7 @@ def iter_bag(path: Path, cameras: list[str]) -> Iterator[Sample]:
 
 def iter_dataset(root: Path, cameras: list[str]) -> Iterator[Sample]:
     """The simulator's dataset layout (docs/ARCHITECTURE.md)."""
-    from ..sim.dataset import DatasetReader
+    from ..data.dataset import DatasetReader
 
     for frame in DatasetReader(root, cameras):
         rec = frame.record

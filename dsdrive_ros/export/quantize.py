@@ -56,7 +56,7 @@ def _ground_truth(source: str | Path) -> dict[int, np.ndarray]:
     """{stamp: (K, 2) expert waypoints} of a bag's /ground_truth/path; {} for a dataset or a bag without."""
     if (Path(source) / "index.jsonl").is_file():
         return {}
-    from ..sim.bag_export import read_ground_truth
+    from ..data.bag_export import read_ground_truth
 
     return read_ground_truth(source)
 

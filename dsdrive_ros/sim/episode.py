@@ -38,8 +38,8 @@ from typing import Callable, Iterator, Protocol
 
 import numpy as np
 
-from . import score as scoring
-from .agents import transform_waypoints
+from ..eval import score as scoring
+from ..policies.waypoint_policies import transform_waypoints
 from .cameras import CameraConfig, CameraRig
 from .ego import EGO_ID, Control, Ego, EgoParams, EgoState
 from .render import Box, Renderer, agent_color
@@ -160,7 +160,7 @@ class Episode:
         else:
             self.rig = CameraRig(list(cameras)) if cameras is not None else CameraRig()
         if agent is None:
-            from .expert import Expert
+            from ..policies.expert import Expert
 
             agent = Expert()
         self.agent = agent

@@ -2,7 +2,7 @@
 
 Round k (1-based):
   1. the model of round k-1 drives in the simulator, the expert labels every state it reaches
-     (`python -m dsdrive_ros.sim.dagger`, `jobs` collections side by side, one per core);
+     (`python -m dsdrive_ros.data.dagger`, `jobs` collections side by side, one per core);
   2. that model is fine-tuned on the base datasets plus the collections of the last `aggregate`
      rounds (the training template with `out`, `init_from` and `datasets` set per round);
   3. the result is exported to ONNX (`dsdrive-export`), the model the next round drives.
@@ -97,7 +97,7 @@ def collect(c: ChainConfig, k: int) -> None:
     share = [c.episodes // c.jobs + (j < c.episodes % c.jobs) for j in range(c.jobs)]
     procs = []
     for j, (path, n) in enumerate(zip(collections(c, k), share)):
-        cmd = [sys.executable, "-m", "dsdrive_ros.sim.dagger", "--model-dir", str(driver),
+        cmd = [sys.executable, "-m", "dsdrive_ros.data.dagger", "--model-dir", str(driver),
                "--out", str(path), "--towns", ",".join(c.towns), "--episodes", str(n),
                "--steps", str(c.steps), "--seed", str(c.seed + 100 * k + j), *c.collect_args]
         log.info("$ %s", " ".join(cmd))

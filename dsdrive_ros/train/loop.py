@@ -140,8 +140,8 @@ def lr_at(step: int, c: TrainConfig) -> float:
 
 def load_episodes(c: TrainConfig) -> tuple[list, list]:
     """(train, val) episodes; val = the held-out towns."""
-    from ..sim.dataset import DatasetReader
-    from ..sim.lmdrive_layout import LMDriveDataset
+    from ..data.dataset import DatasetReader
+    from ..data.lmdrive_layout import LMDriveDataset
 
     train, val = [], []
     for root in c.datasets:

@@ -1,6 +1,6 @@
 """Closed-loop evaluation of the privileged expert (or any agent) on N routes of a town.
 
-    python -m dsdrive_ros.sim.run_expert --town grid5 --routes 10 --seed 0 [--render] [--json out.json]
+    python -m dsdrive_ros.eval.run_expert --town grid5 --routes 10 --seed 0 [--render] [--json out.json]
 
 Route i uses episode seed `seed * 1000 + i` (fresh world: SUMO seed = episode seed, world files of
 (town, episode seed % WORLD_VARIANTS), route drawn from the episode seed). Prints a table (route,
@@ -14,8 +14,8 @@ import sys
 import time
 
 from . import score as scoring
-from .episode import Episode, EpisodeConfig
-from .world import TOWNS
+from ..sim.episode import Episode, EpisodeConfig
+from ..sim.world import TOWNS
 
 
 def evaluate(town: str, routes: int, seed: int, render: bool = False, agent_factory=None,
@@ -26,8 +26,8 @@ def evaluate(town: str, routes: int, seed: int, render: bool = False, agent_fact
         agent = agent_factory() if agent_factory else None
         world = None
         if net:  # like Episode(town=...): demand variant ep_seed % WORLD_VARIANTS, SUMO seed ep_seed
-            from .episode import WORLD_VARIANTS
-            from .world import World, demand_for_net
+            from ..sim.episode import WORLD_VARIANTS
+            from ..sim.world import World, demand_for_net
 
             world = World(demand_for_net(net, ep_seed % WORLD_VARIANTS), seed=ep_seed,
                           step_length=1.0 / sim_hz, warmup_s=60.0 + 10.0 * (ep_seed % 7))

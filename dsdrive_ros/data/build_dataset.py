@@ -1,6 +1,6 @@
 """Generate a training dataset: simulator + expert + teacher -> DatasetWriter.
 
-    python -m dsdrive_ros.sim.generate --out data/sim --towns grid4,spider --episodes 20 --seed 0 \\
+    python -m dsdrive_ros.data.build_dataset --out data/sim --towns grid4,spider --episodes 20 --seed 0 \\
         [--steps 300] [--teacher scripted|vlm --vlm-url http://localhost:8000 --vlm-model NAME]
 
 Episode i (0-based) drives town `towns[i % len(towns)]` with seed `seed * 10000 + i` and is named
@@ -22,9 +22,9 @@ from typing import Any, Callable, Mapping
 
 import numpy as np
 
-from dsdrive_ros.sim.dataset import DatasetWriter, record_from_state
+from dsdrive_ros.data.dataset import DatasetWriter, record_from_state
 from dsdrive_ros.sim.scene import SceneState
-from dsdrive_ros.sim.teacher import ScriptedTeacher, Teacher, action_from_text
+from dsdrive_ros.data.teacher import ScriptedTeacher, Teacher, action_from_text
 
 EpisodeFactory = Callable[[str, int, int | None], Any]
 
@@ -119,7 +119,7 @@ class _TeacherWithFallback:
         self.stats = {"main": 0, "disagree": 0, "error": 0}
 
     def explain(self, state: SceneState, images: Mapping[str, np.ndarray]) -> str:
-        from dsdrive_ros.sim.vlm_teacher import VLMError
+        from dsdrive_ros.data.vlm_teacher import VLMError
 
         try:
             text = self.main.explain(state, images)
@@ -138,7 +138,7 @@ class _TeacherWithFallback:
 def write_episode(writer: DatasetWriter, name: str, town: str, ep_seed: int, ep: Any, teacher: Teacher,
                   progress: Any = None) -> int:
     """Drive one episode into the dataset. Returns its frame count."""
-    meta = {"generator": "dsdrive_ros.sim.generate", "teacher": type(teacher).__name__}
+    meta = {"generator": "dsdrive_ros.data.build_dataset", "teacher": type(teacher).__name__}
     meta.update(dataset_meta(episode_meta(ep)))
     meta.setdefault("rate_hz", 10.0)
     stats0 = dict(getattr(teacher, "stats", {}))
@@ -196,7 +196,7 @@ def generate(out: str | Path, towns: list[str], episodes: int, seed: int, steps:
 
 
 def main(argv: list[str] | None = None) -> int:
-    ap = argparse.ArgumentParser(prog="python -m dsdrive_ros.sim.generate", description=__doc__.split("\n\n")[0])
+    ap = argparse.ArgumentParser(prog="python -m dsdrive_ros.data.build_dataset", description=__doc__.split("\n\n")[0])
     ap.add_argument("--out", required=True, help="dataset folder (created or resumed)")
     ap.add_argument("--towns", default="grid4", help="comma-separated town names (dsdrive_ros.sim.world.TOWNS)")
     ap.add_argument("--episodes", type=int, default=1)
@@ -221,7 +221,7 @@ def main(argv: list[str] | None = None) -> int:
     if args.teacher == "vlm":
         if not args.vlm_url:
             ap.error("--teacher vlm needs --vlm-url")
-        from dsdrive_ros.sim.vlm_teacher import VLMTeacher
+        from dsdrive_ros.data.vlm_teacher import VLMTeacher
 
         vlm = VLMTeacher(args.vlm_url, args.vlm_model, api_key=args.vlm_api_key, timeout=args.vlm_timeout,
                          conversation=args.vlm_conversation)

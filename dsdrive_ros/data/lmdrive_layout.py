@@ -46,7 +46,7 @@ from typing import Any, Iterator, Mapping, Sequence
 import cv2
 import numpy as np
 
-from dsdrive_ros.sim.dataset import Frame, decode_jpeg
+from dsdrive_ros.data.dataset import Frame, decode_jpeg
 
 CAMERAS = ("front", "left", "right", "rear")
 INSTRUCTION_LIST = "navigation_instruction_list.txt"

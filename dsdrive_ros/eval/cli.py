@@ -131,7 +131,7 @@ def _model_spec(model_dir: Path) -> dict:
 
 
 def _rig_for(spec: dict):
-    from .cameras import CameraRig, default_cameras
+    from ..sim.cameras import CameraRig, default_cameras
 
     by_name = {c.name: c for c in default_cameras(width=spec["width"], height=spec["height"])}
     missing = [c for c in spec["cameras"] if c not in by_name]
@@ -206,8 +206,8 @@ def plot_route(path: Path, static, route, poses: Sequence[Sequence[float]],
 
 
 def _make_agent(args, spec: Optional[dict], node_proc):
-    from .agents import ConstantVelocityAgent, ExpertAgent
-    from .episode import EpisodeConfig
+    from ..policies.waypoint_policies import ConstantVelocityAgent, ExpertAgent
+    from ..sim.episode import EpisodeConfig
 
     ep_cfg = EpisodeConfig()
     if args.agent == "model":
@@ -217,7 +217,7 @@ def _make_agent(args, spec: Optional[dict], node_proc):
                               plan_timeout=args.plan_timeout, startup_timeout=args.startup_timeout,
                               node=node_proc)
     if args.agent == "model-inprocess":
-        from .dagger import ModelAgent
+        from ..data.dagger import ModelAgent
 
         return ModelAgent(args.model_dir)
     if args.agent == "expert":
@@ -243,11 +243,11 @@ def _agent_summary(agent) -> dict:
 
 
 def run_route(index: int, ep_seed: int, args, agent, cfg, rig, progress: bool) -> dict:
-    from .episode import WORLD_VARIANTS, Episode
+    from ..sim.episode import WORLD_VARIANTS, Episode
 
     world = None
     if args.net is not None:
-        from .world import World, demand_for_net
+        from ..sim.world import World, demand_for_net
 
         # like Episode(town=...): WORLD_VARIANTS demand files per net, the SUMO seed per route
         files = demand_for_net(str(args.net), ep_seed % WORLD_VARIANTS, args.cache)
@@ -344,7 +344,7 @@ def write_summary(path: Path, results: dict) -> None:
 
 def run_eval(args) -> dict:
     from . import score as scoring
-    from .episode import EpisodeConfig
+    from ..sim.episode import EpisodeConfig
 
     out: Path = args.out
     out.mkdir(parents=True, exist_ok=True)

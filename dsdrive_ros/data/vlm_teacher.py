@@ -39,9 +39,9 @@ from typing import Any, Mapping, Sequence
 
 import numpy as np
 
-from dsdrive_ros.sim.dataset import encode_jpeg
+from dsdrive_ros.data.dataset import encode_jpeg
 from dsdrive_ros.sim.scene import SceneState
-from dsdrive_ros.sim.teacher import ACTIONS, action_from_text
+from dsdrive_ros.data.teacher import ACTIONS, action_from_text
 
 SYSTEM_PROMPT = (
     "You are an expert driving instructor. You see the camera views of an autonomous car (front, left, "

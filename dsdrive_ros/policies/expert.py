@@ -39,9 +39,9 @@ from dataclasses import dataclass
 
 import numpy as np
 
-from .ego import Control, EgoParams
-from .routes import Route, RouteTracker
-from .scene import SceneState
+from ..sim.ego import Control, EgoParams
+from ..sim.routes import Route, RouteTracker
+from ..sim.scene import SceneState
 
 __all__ = ["ExpertParams", "Expert"]
 

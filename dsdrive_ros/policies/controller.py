@@ -31,7 +31,7 @@ from dataclasses import dataclass, field
 
 import numpy as np
 
-from .ego import Control
+from ..sim.ego import Control
 
 __all__ = ["PIDController", "PIDParams", "WaypointController"]
 

@@ -32,7 +32,7 @@ from rosbags.rosbag2 import Reader, StoragePlugin, Writer
 from rosbags.typesys import Stores, get_typestore
 from transforms3d.euler import euler2quat
 
-from dsdrive_ros.sim.dataset import EpisodeData, encode_jpeg
+from dsdrive_ros.data.dataset import EpisodeData, encode_jpeg
 from dsdrive_ros.sim.scene import SceneState
 
 STORE = Stores.ROS2_KILTED

@@ -21,8 +21,8 @@ from typing import Optional
 import numpy as np
 
 from .controller import PIDParams, WaypointController
-from .ego import Control
-from .scene import SceneState
+from ..sim.ego import Control
+from ..sim.scene import SceneState
 
 __all__ = ["WaypointAgent", "ConstantVelocityAgent", "ExpertAgent", "transform_waypoints"]
 

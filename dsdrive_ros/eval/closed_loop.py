@@ -36,8 +36,8 @@ import numpy as np
 
 from ..node.background import BackgroundNode
 from ..node.process import NodeProcess
-from .agents import WaypointAgent
-from .controller import PIDParams
+from ..policies.waypoint_policies import WaypointAgent
+from ..policies.controller import PIDParams
 
 __all__ = ["RosBridgeAgent", "NodeProcess", "ROUTE_TIME_BASE_S",
            "ROUTE_TIME_SPACING_S"]

@@ -1,6 +1,6 @@
 """DAgger data (Ross et al. 2011): the model drives, the privileged expert labels what it should do.
 
-    python -m dsdrive_ros.sim.dagger --model-dir models/dsdrive-tiny --out data/sim-dagger \\
+    python -m dsdrive_ros.data.dagger --model-dir models/dsdrive-tiny --out data/sim-dagger \\
         --towns grid4,grid3,spider,rand --episodes 16 --steps 600 --seed 6 [--beta 0.3]
 
 Behaviour cloning only sees the states the expert drives through. A model that brakes late, misses a
@@ -31,13 +31,13 @@ import numpy as np
 from ..frames import Preprocessor
 from ..runners import PlannerSession, load_tokenizer, make_runner
 from ..runners.spec import ModelSpec
-from .agents import WaypointAgent
-from .ego import Control
-from .episode import Episode, EpisodeConfig
-from .expert import Expert
-from .generate import episode_plan, write_episode
+from ..policies.waypoint_policies import WaypointAgent
+from ..sim.ego import Control
+from ..sim.episode import Episode, EpisodeConfig
+from ..policies.expert import Expert
+from .build_dataset import episode_plan, write_episode
 from .dataset import DatasetWriter
-from .scene import SceneState
+from ..sim.scene import SceneState
 from .teacher import ScriptedTeacher
 
 __all__ = ["ModelAgent", "DaggerAgent", "DaggerEpisode", "main"]
@@ -139,7 +139,7 @@ class DaggerEpisode:
 
 
 def main(argv: list[str] | None = None) -> int:
-    ap = argparse.ArgumentParser(prog="python -m dsdrive_ros.sim.dagger", description=__doc__.split("\n\n")[0])
+    ap = argparse.ArgumentParser(prog="python -m dsdrive_ros.data.dagger", description=__doc__.split("\n\n")[0])
     ap.add_argument("--model-dir", required=True, help="exported model (config.json, planner.onnx)")
     ap.add_argument("--out", required=True, help="dataset folder (created or resumed)")
     ap.add_argument("--towns", default="grid4")
