@@ -1,4 +1,4 @@
-"""pip packaging of the ROS-free parts of dsdrive_ros (model, export, runners, training, sim).
+"""pip packaging of the ROS-free parts of dsdrive_ros (model, export, runners, training, sim, data, eval).
 
 `pip install .` works on a machine without ROS: rclpy and the message packages are not
 requirements (the node, replay and the DrivingPlan message come from the colcon build, see

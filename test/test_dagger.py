@@ -3,21 +3,22 @@ import pytest
 
 pytest.importorskip("libsumo")
 
-from dsdrive_ros.data.dagger import DaggerAgent, DaggerEpisode, ModelAgent  # noqa: E402
+from dsdrive_ros.data.dagger import DaggerPolicy, DaggerEpisode, ModelPolicy  # noqa: E402
 from dsdrive_ros.data.dataset import DatasetReader, DatasetWriter  # noqa: E402
 from dsdrive_ros.data.build_dataset import write_episode  # noqa: E402
-from dsdrive_ros.data.teacher import ScriptedTeacher, action_from_text  # noqa: E402
+from dsdrive_ros.data.actions import action_from_text
+from dsdrive_ros.data.teacher import ScriptedTeacher  # noqa: E402
 
 STEPS = 30
 
 
 @pytest.fixture(scope="module")
 def model(model_dir):
-    return ModelAgent(model_dir)
+    return ModelPolicy(model_dir)
 
 
 def _drive(model, beta, seed=5):
-    agent = DaggerAgent(model, beta=beta, segment_s=1.0, seed=seed)
+    agent = DaggerPolicy(model, beta=beta, segment_s=1.0, seed=seed)
     ep = DaggerEpisode("grid3", seed, STEPS, agent)
     labels = []
     try:
@@ -40,7 +41,7 @@ def test_expert_only_is_labelled_with_its_plan_and_the_model_runs_every_step(mod
 
 @pytest.mark.timeout(300)
 def test_model_drives_and_frames_land_in_a_dataset(model, tmp_path):
-    agent = DaggerAgent(model, beta=0.0, segment_s=1.0, seed=5)
+    agent = DaggerPolicy(model, beta=0.0, segment_s=1.0, seed=5)
     ep = DaggerEpisode("grid3", 5, STEPS, agent)
     try:
         n = write_episode(DatasetWriter(tmp_path), "grid3-5", "grid3", 5, ep, ScriptedTeacher(0))
@@ -60,7 +61,7 @@ def test_model_drives_and_frames_land_in_a_dataset(model, tmp_path):
 def test_expert_takes_over_at_the_lateral_error_given(model, off_route_m, takes_over):
     from types import SimpleNamespace
 
-    agent = DaggerAgent(model, beta=0.0, off_route_m=off_route_m)
+    agent = DaggerPolicy(model, beta=0.0, off_route_m=off_route_m)
     agent.dt, agent.driver, agent.left, agent.stood = 0.1, "model", 0.0, 0.0
     agent.counts = {"model": 0, "expert": 0, "takeover": 0}
     # the expert's plan starts 1.5 m to the side: the car is 1.5 m off its route

@@ -11,7 +11,8 @@ from dsdrive_ros.data.dataset import (PARTIAL_DIR, DatasetReader, DatasetWriter,
                                      record_from_state)
 from dsdrive_ros.data.build_dataset import episode_plan, generate
 from dsdrive_ros.sim.scene import SceneState, TrafficLightAhead
-from dsdrive_ros.data.teacher import ScriptedTeacher, action_from_text
+from dsdrive_ros.data.actions import action_from_text
+from dsdrive_ros.data.teacher import ScriptedTeacher
 
 CAMS = ("front", "left", "right", "rear")
 

@@ -1,4 +1,4 @@
-"""Per-failure counts of a closed-loop drive (sim/diagnose.py), on a real SUMO map and a real eval."""
+"""Per-failure counts of a closed-loop drive (eval/diagnose.py), on a real SUMO map and a real eval."""
 import json
 from types import SimpleNamespace
 
@@ -7,8 +7,9 @@ import pytest
 
 pytest.importorskip("libsumo")
 
-from dsdrive_ros.sim.diagnose import StepTrace, aggregate, diagnose_route, where_standing  # noqa: E402
-from dsdrive_ros.sim.world import StaticMap, generate_world  # noqa: E402
+from dsdrive_ros.eval.diagnose import StepTrace, aggregate, diagnose_route, where_standing  # noqa: E402
+from dsdrive_ros.sim.static_map import StaticMap  # noqa: E402
+from dsdrive_ros.sim.world import generate_world  # noqa: E402
 
 
 @pytest.fixture(scope="module")
@@ -60,7 +61,7 @@ def test_waits_creeping_hesitation_and_standstills(static):
 
 
 def test_eval_with_diagnose_names_the_deviation_junction(tmp_path):
-    from dsdrive_ros.sim.eval_cli import main
+    from dsdrive_ros.eval.cli import main
 
     out = tmp_path / "cv"
     # constant velocity never turns: route 0 of seed 1 on grid3 leaves the route at its first turn

@@ -12,7 +12,7 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from dsdrive_ros.policies.waypoint_policies import ConstantVelocityAgent, transform_waypoints
+from dsdrive_ros.policies.waypoint_policies import ConstantVelocityPolicy, transform_waypoints
 from dsdrive_ros.policies.controller import PIDController, PIDParams, WaypointController
 from dsdrive_ros.sim.ego import Ego, EgoParams, EgoState
 
@@ -132,7 +132,7 @@ def test_transform_waypoints_roundtrip():
 def test_constant_velocity_plan():
     from dsdrive_ros.sim.scene import SceneState
 
-    a = ConstantVelocityAgent(dt=0.5, count=5, min_speed=4.0)
+    a = ConstantVelocityPolicy(dt=0.5, count=5, min_speed=4.0)
     st = SceneState(step=0, t=0.0, x=0, y=0, yaw=0, speed=6.0, speed_limit=13.9, instruction="",
                     instruction_id=0, maneuver="follow", end=False, route_progress=0.0)
     assert np.allclose(a.plan(st, {}), _straight(6.0))
@@ -209,14 +209,14 @@ def test_eval_expert_short_and_deterministic(tmp_path):
 
 def test_collision_geometry_in_the_egos_frame():
     """The other agent's pose in base_link (x forward, y left), as recorded with each collision."""
-    from dsdrive_ros.sim.episode import _relative
+    from dsdrive_ros.eval.infractions import relative_pose
 
     # ego at (10, 5) facing north; a car 4 m behind it, 1 m to its left (west), facing north-east
-    x, y, yaw = _relative(10.0, 5.0, math.pi / 2, 9.0, 1.0, math.pi / 4)
+    x, y, yaw = relative_pose(10.0, 5.0, math.pi / 2, 9.0, 1.0, math.pi / 4)
     assert (x, y) == pytest.approx((-4.0, 1.0), abs=0.01)
     assert yaw == pytest.approx(-math.pi / 4, abs=1e-3)
     # oncoming: headings differ by pi, wrapped into (-pi, pi]
-    assert abs(_relative(0.0, 0.0, 0.1, 5.0, 0.0, 0.1 + math.pi)[2]) == pytest.approx(math.pi, abs=1e-3)
+    assert abs(relative_pose(0.0, 0.0, 0.1, 5.0, 0.0, 0.1 + math.pi)[2]) == pytest.approx(math.pi, abs=1e-3)
 
 
 def test_a_collision_is_recorded_with_speed_and_geometry():
@@ -224,8 +224,9 @@ def test_a_collision_is_recorded_with_speed_and_geometry():
     from dataclasses import asdict
     from types import SimpleNamespace
 
-    from dsdrive_ros.sim.episode import Episode, EpisodeConfig, Infraction
-    from dsdrive_ros.eval.cli import collisions_ego_standing
+    from dsdrive_ros.eval.infractions import Infraction
+    from dsdrive_ros.sim.episode import Episode, EpisodeConfig
+    from dsdrive_ros.eval.report import collisions_ego_standing
 
     ep = SimpleNamespace(status="running", steps=12, world=SimpleNamespace(time=70.5), _t0=60.0,
                          ego=SimpleNamespace(state=EgoState(x=1.0, y=2.0, yaw=0.0, speed=0.2)),
@@ -249,7 +250,7 @@ def test_private_ros_domain(monkeypatch):
 
 
 def test_collisions_while_standing_are_counted_apart():
-    from dsdrive_ros.eval.cli import collisions_ego_standing
+    from dsdrive_ros.eval.report import collisions_ego_standing
 
     routes = [{"infraction_list": [{"kind": "collision_vehicle", "speed": 0.0},
                                    {"kind": "collision_vehicle", "speed": 6.2},

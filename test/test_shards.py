@@ -4,8 +4,8 @@ import json
 import numpy as np
 import pytest
 
-from dsdrive_ros.sim.dataset import DatasetReader, DatasetWriter
-from dsdrive_ros.sim.shards import main, pack, unpack
+from dsdrive_ros.data.dataset import DatasetReader, DatasetWriter
+from dsdrive_ros.data.shards import main, pack, unpack
 
 
 def _dataset(root, episodes=5, frames=6):

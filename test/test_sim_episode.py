@@ -92,7 +92,7 @@ def test_ego_reinsertion_takes_a_fresh_route_id(cache):
     import random
 
     from dsdrive_ros.sim.ego import EGO_ID, Ego, EgoState
-    from dsdrive_ros.sim.routes import plan_route
+    from dsdrive_ros.sim.route_planning import plan_route
 
     world = World(generate_world("grid3", 2, cache), seed=2, warmup_s=1.0)
     try:

@@ -6,10 +6,12 @@ from types import SimpleNamespace
 import numpy as np
 import pytest
 
+from dsdrive_ros.policies.conflicts import boxes, overlaps
+from dsdrive_ros.policies.expert import Expert, ExpertParams
+from dsdrive_ros.policies.longitudinal import stop_accel, travel_time
 from dsdrive_ros.sim.ego import Ego, EgoParams, EgoState
-from dsdrive_ros.policies.expert import Expert, _sat_many, _boxes, _stop_accel, _travel_time, ExpertParams
 from dsdrive_ros.sim.routes import Route, segment_instructions
-from dsdrive_ros.sim.scene import Agent, SceneState
+from dsdrive_ros.sim.scene import RoadUser, SceneState
 
 
 def _route(points: np.ndarray) -> Route:
@@ -31,8 +33,8 @@ def _drive(route: Route, agents=(), steps=400, dt=0.1):
     for k in range(steps):
         st = ego.state
         c, s = math.cos(st.yaw), math.sin(st.yaw)
-        ags = [Agent(a.id, a.kind, a.x, a.y, a.yaw, a.length, a.width, a.speed,
-                     c * (a.x - st.x) + s * (a.y - st.y), -s * (a.x - st.x) + c * (a.y - st.y))
+        ags = [RoadUser(a.id, a.kind, a.x, a.y, a.yaw, a.length, a.width, a.speed,
+                        c * (a.x - st.x) + s * (a.y - st.y), -s * (a.x - st.x) + c * (a.y - st.y))
                for a in agents]
         state = SceneState(k, k * dt, st.x, st.y, st.yaw, st.speed, 13.9, "", 0, "follow", False,
                            0.0, agents=ags)
@@ -46,19 +48,19 @@ def test_stop_accel_stops_at_the_point():
     p = ExpertParams()
     x, v = 0.0, 8.0
     for _ in range(400):
-        a = max(_stop_accel(v, 9.0, 30.0 - x, p), -p.max_decel)
+        a = max(stop_accel(v, 9.0, 30.0 - x, p), -p.max_decel)
         v = max(v + a * 0.05, 0.0)
         x += v * 0.05
     assert v == 0.0 and 28.5 < x <= 30.0
 
 
 def test_travel_time_and_sat():
-    assert _travel_time(0.0, 5.0, 9.0) == 0.0
-    assert _travel_time(10.0, 5.0, 5.0) == pytest.approx(2.0)
-    assert _travel_time(3.0, 0.0, 9.0, a=1.5) == pytest.approx(2.0)
-    A = _boxes(np.array([0.0, 10.0]), np.array([0.0, 0.0]), np.array([0.0, 0.0]), 4.0, 2.0)
-    B = _boxes(np.array([3.0]), np.array([0.5]), np.array([math.pi / 4]), 2.0, 1.0)[0]
-    assert _sat_many(A, B).tolist() == [True, False]
+    assert travel_time(0.0, 5.0, 9.0) == 0.0
+    assert travel_time(10.0, 5.0, 5.0) == pytest.approx(2.0)
+    assert travel_time(3.0, 0.0, 9.0, a=1.5) == pytest.approx(2.0)
+    A = boxes(np.array([0.0, 10.0]), np.array([0.0, 0.0]), np.array([0.0, 0.0]), 4.0, 2.0)
+    B = boxes(np.array([3.0]), np.array([0.5]), np.array([math.pi / 4]), 2.0, 1.0)[0]
+    assert overlaps(A, B).tolist() == [True, False]
 
 
 def test_follows_a_curve_and_stops_at_the_end():

@@ -6,8 +6,9 @@ import numpy as np
 import pytest
 
 from dsdrive_ros.sim.cameras import CameraConfig, CameraRig, default_cameras
-from dsdrive_ros.sim.render import Box, Renderer, clip_near, triangulate
-from dsdrive_ros.sim.world import LaneInfo, StaticMap, StopLine
+from dsdrive_ros.sim.polygons import clip_near, triangulate
+from dsdrive_ros.sim.render import Box, Renderer
+from dsdrive_ros.sim.static_map import LaneInfo, StaticMap, StopLine
 
 
 def _map() -> StaticMap:

@@ -7,7 +7,8 @@ import pytest
 pytest.importorskip("libsumo")
 pytest.importorskip("sumolib")
 
-from dsdrive_ros.sim.routes import RouteTracker, plan_route  # noqa: E402
+from dsdrive_ros.sim.route_planning import plan_route  # noqa: E402
+from dsdrive_ros.sim.routes import RouteTracker  # noqa: E402
 from dsdrive_ros.sim.towns import GENERATED_TRAIN, generated_town  # noqa: E402
 from dsdrive_ros.sim.world import (TEST_TOWNS, TOWNS, TRAINING_TOWNS, VAL_TOWNS, World,  # noqa: E402
                                    generate_world, town_names)

@@ -7,8 +7,9 @@ import re
 import numpy as np
 import pytest
 
-from dsdrive_ros.sim.scene import Agent, SceneState, TrafficLightAhead
-from dsdrive_ros.data.teacher import ACTIONS, ScriptedTeacher, Teacher, action_from_text, plan_segment
+from dsdrive_ros.sim.scene import RoadUser, SceneState, TrafficLightAhead
+from dsdrive_ros.data.actions import ACTIONS, action_from_text, plan_segment
+from dsdrive_ros.data.teacher import ScriptedTeacher, Teacher
 
 
 def make_state(action="go", agents=(), light=None, maneuver="follow", speed=8.0, step=0, **kw) -> SceneState:
@@ -21,15 +22,15 @@ def make_state(action="go", agents=(), light=None, maneuver="follow", speed=8.0,
 
 
 def agent(rel_x, rel_y, kind="vehicle", speed=5.0, id="a"):
-    return Agent(id=id, kind=kind, x=0.0, y=0.0, yaw=0.0, length=4.5, width=1.8, speed=speed, rel_x=rel_x, rel_y=rel_y)
+    return RoadUser(id=id, kind=kind, x=0.0, y=0.0, yaw=0.0, length=4.5, width=1.8, speed=speed, rel_x=rel_x, rel_y=rel_y)
 
 
 def random_state(rng: np.random.Generator, step: int) -> SceneState:
     agents = []
     for i in range(int(rng.integers(0, 12))):
-        agents.append(Agent(id=f"v{i}", kind=str(rng.choice(["vehicle", "vehicle", "pedestrian", "bicycle"])),
-                            x=0.0, y=0.0, yaw=0.0, length=4.0, width=1.8, speed=float(rng.uniform(0, 12)),
-                            rel_x=float(rng.uniform(-50, 60)), rel_y=float(rng.uniform(-30, 30))))
+        agents.append(RoadUser(id=f"v{i}", kind=str(rng.choice(["vehicle", "vehicle", "pedestrian", "bicycle"])),
+                               x=0.0, y=0.0, yaw=0.0, length=4.0, width=1.8, speed=float(rng.uniform(0, 12)),
+                               rel_x=float(rng.uniform(-50, 60)), rel_y=float(rng.uniform(-30, 30))))
     light = None
     if rng.random() < 0.6:
         light = TrafficLightAhead(state=str(rng.choice(["red", "yellow", "green"])), distance=float(rng.uniform(1, 120)))

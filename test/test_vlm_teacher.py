@@ -13,7 +13,7 @@ import pytest
 
 from dsdrive_ros.data.dataset import decode_jpeg
 from dsdrive_ros.sim.scene import SceneState, TrafficLightAhead
-from dsdrive_ros.data.teacher import action_from_text
+from dsdrive_ros.data.actions import action_from_text
 from dsdrive_ros.data.vlm_teacher import SYSTEM_PROMPT, VLMError, VLMTeacher, normalize_answer
 
 CAMS = ("front", "left", "right", "rear")

@@ -24,7 +24,8 @@ import numpy as np
 
 from dsdrive_ros.data.dataset import DatasetWriter, record_from_state
 from dsdrive_ros.sim.scene import SceneState
-from dsdrive_ros.data.teacher import ScriptedTeacher, Teacher, action_from_text
+from dsdrive_ros.data.actions import action_from_text
+from dsdrive_ros.data.teacher import ScriptedTeacher, Teacher
 
 EpisodeFactory = Callable[[str, int, int | None], Any]
 

@@ -11,7 +11,7 @@ really in:
   * waypoints: the expert's online plan from that state (`state.planned_waypoints`: an IDM rollout of
     its speed profile mapped onto the route, so it leads back to the lane and drives off at a green);
   * action and chain of thought: the expert's action and the scripted teacher, as in
-    `sim.generate`.
+    `data.build_dataset`.
 Who steers: the model, except (a) segments of `--segment-s` that the expert drives, drawn with
 probability `--beta` (DAgger's mixing), and (b) take-overs when the model has gone far off the route
 or has stood still for `--stuck-s` while the expert wants to go; a take-over lasts one segment. The
@@ -31,7 +31,7 @@ import numpy as np
 from ..frames import Preprocessor
 from ..runners import PlannerSession, load_tokenizer, make_runner
 from ..runners.spec import ModelSpec
-from ..policies.waypoint_policies import WaypointAgent
+from ..policies.waypoint_policies import WaypointPolicy
 from ..sim.ego import Control
 from ..sim.episode import Episode, EpisodeConfig
 from ..policies.expert import Expert
@@ -40,10 +40,10 @@ from .dataset import DatasetWriter
 from ..sim.scene import SceneState
 from .teacher import ScriptedTeacher
 
-__all__ = ["ModelAgent", "DaggerAgent", "DaggerEpisode", "main"]
+__all__ = ["ModelPolicy", "DaggerPolicy", "DaggerEpisode", "main"]
 
 
-class ModelAgent(WaypointAgent):
+class ModelPolicy(WaypointPolicy):
     """The exported model in-process (no DDS): Preprocessor + PlannerSession, then the PID."""
 
     name = "model-inprocess"
@@ -69,10 +69,10 @@ class ModelAgent(WaypointAgent):
         return wp
 
 
-class DaggerAgent:
+class DaggerPolicy:
     """Runs the expert (labels) and the model on every step; applies one of the two controls."""
 
-    def __init__(self, model: ModelAgent, beta: float = 0.3, segment_s: float = 2.0,
+    def __init__(self, model: ModelPolicy, beta: float = 0.3, segment_s: float = 2.0,
                  stuck_s: float = 4.0, off_route_m: float = 2.5, seed: int = 0):
         self.model, self.expert = model, Expert()
         self.beta, self.segment_s, self.stuck_s, self.off_route_m = beta, segment_s, stuck_s, off_route_m
@@ -112,10 +112,10 @@ class DaggerAgent:
 
 
 class DaggerEpisode:
-    """An `Episode` driven by a DaggerAgent, iterated like `generate`'s episodes: (state, images) with
+    """An `Episode` driven by a DaggerPolicy, iterated like `generate`'s episodes: (state, images) with
     `state.waypoints` = the expert's plan from that state."""
 
-    def __init__(self, town: str, seed: int, steps: Optional[int], agent: DaggerAgent):
+    def __init__(self, town: str, seed: int, steps: Optional[int], agent: DaggerPolicy):
         self.agent = agent
         self.episode = Episode(town=town, seed=seed, agent=agent,
                                config=EpisodeConfig(sim_hz=20.0, model_hz=10.0, max_steps=steps))
@@ -129,7 +129,7 @@ class DaggerEpisode:
 
     def meta(self) -> dict:
         out = self.episode.meta()
-        out["waypoints"]["source"] = "the expert's online plan from the state the ego was in (sim.dagger)"
+        out["waypoints"]["source"] = "the expert's online plan from the state the ego was in (data.dagger)"
         if self.agent.counts:  # after the drive (write_episode asks again at its end)
             out["dagger"] = dict(self.agent.counts)
         return out
@@ -156,14 +156,14 @@ def main(argv: list[str] | None = None) -> int:
     if not 0.0 <= args.beta <= 1.0:
         ap.error("--beta must be in [0, 1]")
     towns = [t.strip() for t in args.towns.split(",") if t.strip()]
-    model = ModelAgent(args.model_dir, args.threads)
+    model = ModelPolicy(args.model_dir, args.threads)
     teacher = ScriptedTeacher(args.seed)
     writer = DatasetWriter(args.out)
     for name, town, ep_seed in episode_plan(towns, args.episodes, args.seed):
         if writer.is_complete(name):
             continue
         ep = DaggerEpisode(town, ep_seed, args.steps,
-                           DaggerAgent(model, args.beta, args.segment_s, args.stuck_s,
+                           DaggerPolicy(model, args.beta, args.segment_s, args.stuck_s,
                                        args.off_route_m, seed=ep_seed))
         try:
             n = write_episode(writer, name, town, ep_seed, ep, teacher)

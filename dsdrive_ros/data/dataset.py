@@ -42,7 +42,7 @@ import cv2
 import numpy as np
 
 from dsdrive_ros.sim.scene import SceneState
-from dsdrive_ros.data.teacher import ACTIONS
+from dsdrive_ros.data.actions import ACTIONS
 
 FORMAT = "dsdrive-dataset/1"
 RECORD_KEYS = ("t", "pose", "speed", "instruction", "instruction_id", "end", "waypoints", "action", "teacher")

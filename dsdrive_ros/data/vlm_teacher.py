@@ -19,7 +19,7 @@ Two conversation modes:
   with the earlier answers as assistant turns, as in a chain-of-thought dialogue.
 
 Either way `explain` returns one text in the same `Scene: ... Objects: ... Plan: ... Reason: ...`
-form as `ScriptedTeacher`, so `teacher.action_from_text` reads its plan. No waypoints: the prompt
+form as `ScriptedTeacher`, so `actions.action_from_text` reads its plan. No waypoints: the prompt
 forbids coordinates and lines mentioning waypoints are dropped.
 
 Standard library only (urllib). Failures raise `VLMError` with the URL and cause: HTTP status + body
@@ -41,7 +41,7 @@ import numpy as np
 
 from dsdrive_ros.data.dataset import encode_jpeg
 from dsdrive_ros.sim.scene import SceneState
-from dsdrive_ros.data.teacher import ACTIONS, action_from_text
+from dsdrive_ros.data.actions import ACTIONS, action_from_text
 
 SYSTEM_PROMPT = (
     "You are an expert driving instructor. You see the camera views of an autonomous car (front, left, "

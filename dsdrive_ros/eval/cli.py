@@ -4,11 +4,11 @@
                  [--agent model|model-inprocess|expert|expert-pid|constant-velocity] [--out OUT]
                  [--max-steps N]
 
-Agents (all drive the same `Episode` loop of sim/episode.py; all but `expert` steer with LMDrive's
-PID path follower, sim/controller.py):
+Agents (policies, all drive the same `Episode` loop of sim/episode.py; all but `expert` steer with
+LMDrive's PID path follower, policies/controller.py):
   model              the REAL dsdrive_node, started here in its own process
                      (`python -m dsdrive_ros.node.dsdrive_node`, use_sim_time, reliable camera QoS);
-                     the simulator is its ROS bridge (closed_loop.RosBridgeAgent): each model step
+                     the simulator is its ROS bridge (closed_loop.RosBridgePolicy): each model step
                      publishes /clock, odom, the instruction (on change) and the 4 rendered cameras
                      (raw rgb8 or --transport compressed), then waits up to --plan-timeout for the
                      node's dsdrive/path of that stamp (lock-step; a timeout is a missed plan: the
@@ -16,7 +16,7 @@ PID path follower, sim/controller.py):
   expert             the privileged rule-based expert with its own controls (sanity/upper bound);
   expert-pid         the expert's online plan (5 waypoints, 0.5 s) through the PID;
   constant-velocity  straight waypoints at the current speed (floor --cv-min-speed) through the PID;
-  model-inprocess    the exported model in this process (sim.dagger.ModelAgent: the node's
+  model-inprocess    the exported model in this process (data.dagger.ModelPolicy: the node's
                      preprocessing, ONNX Runtime, history ring; no DDS): a quick check while training.
                      The reported closed-loop figures use `model` (the real node).
 
@@ -29,7 +29,7 @@ multiple of model_hz. The waypoint spacing the PID assumes comes from the model'
 Routes: route i (0-based) of seed S is the Episode with seed S * 1000 + i (its world variant, traffic
 and route follow from it): the same seed gives the same routes.
 
-Scoring (sim/score.py, LangAuto / CARLA leaderboard arithmetic): RC = % of the route driven, IS =
+Scoring (eval/score.py, LangAuto / CARLA leaderboard arithmetic): RC = % of the route driven, IS =
 product of penalties (pedestrian 0.50, vehicle 0.60, static 0.65, red light 0.70) x (1 - off-route
 share), DS = RC x IS; the mean over routes. A route ends at completion, deviation (> 30 m off), being
 blocked 90 s, the time limit, or --max-steps (then RC is what was driven so far, no penalty).
@@ -42,7 +42,6 @@ from __future__ import annotations
 
 import argparse
 import json
-import math
 import sys
 import time
 from dataclasses import asdict
@@ -52,22 +51,13 @@ from typing import Any, Optional, Sequence
 import numpy as np
 
 from .diagnose import ShadowExpert, diagnose_route
-from .diagnose import format_table as format_diagnosis
 from .diagnose import aggregate as diagnosis_aggregate
+from .report import collisions_ego_standing, jsonable, plot_route, write_summary
 
-__all__ = ["main", "build_parser", "run_eval", "plot_route", "route_seeds", "AGENTS"]
+__all__ = ["main", "build_parser", "run_eval", "route_seeds", "AGENTS"]
 
 AGENTS = ("model", "model-inprocess", "expert", "expert-pid", "constant-velocity")
 MODEL_AGENTS = ("model", "model-inprocess")
-STANDING_MPS = 0.5  # ego speed below which a collision counts as "hit while standing"
-
-_INFRACTION_STYLE = {  # kind -> (marker, colour, label)
-    "collision_pedestrian": ("X", "#d62728", "pedestrian collision"),
-    "collision_vehicle": ("X", "#9467bd", "vehicle collision"),
-    "collision_static": ("X", "#8c564b", "static collision"),
-    "red_light": ("o", "#ff0000", "red light"),
-    "stop_sign": ("s", "#ff7f0e", "stop sign"),
-}
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -78,7 +68,7 @@ def build_parser() -> argparse.ArgumentParser:
     ap.add_argument("--routes", type=int, default=3, help="number of routes")
     ap.add_argument("--seed", type=int, default=0, help="route seed (same seed -> same routes)")
     where = ap.add_mutually_exclusive_group()
-    where.add_argument("--town", default="grid4", help="town preset (sim/world.py TOWNS)")
+    where.add_argument("--town", default="grid4", help="town preset (sim/towns.py TOWNS)")
     where.add_argument("--net", type=Path, default=None, help="a SUMO .net.xml instead of a town")
     ap.add_argument("--agent", default="model", choices=AGENTS)
     ap.add_argument("--out", type=Path, default=Path("out/eval"), help="output folder")
@@ -111,7 +101,7 @@ def build_parser() -> argparse.ArgumentParser:
     ap.add_argument("--cache", default=None, help="SUMO world cache folder (default: sim/world.py's)")
     ap.add_argument("--no-plots", action="store_true", help="skip the per-route PNGs")
     ap.add_argument("--diagnose", action="store_true",
-                    help="a privileged expert shadows the agent: per-failure counts (sim/diagnose.py) "
+                    help="a privileged expert shadows the agent: per-failure counts (eval/diagnose.py) "
                          "in results.json and summary.md")
     ap.add_argument("--no-progress", action="store_true", help="no tqdm progress bars")
     return ap
@@ -146,85 +136,29 @@ def _pct(values: list[float], q: float) -> Optional[float]:
 
 
 # ------------------------------------------------------------------------------------------------
-# Plot
-
-
-def plot_route(path: Path, static, route, poses: Sequence[Sequence[float]],
-               infractions: Sequence[Any], title: str = "") -> None:
-    """Driven path over the map's lane shapes, the route in another colour, infractions marked."""
-    import matplotlib
-
-    matplotlib.use("Agg")
-    import matplotlib.pyplot as plt
-    from matplotlib.collections import LineCollection, PolyCollection
-
-    fig, ax = plt.subplots(figsize=(8, 8), dpi=100)
-    roads = [ln.shape for ln in static.lanes.values() if ln.kind == "road" and len(ln.shape) >= 2]
-    walks = [ln.shape for ln in static.lanes.values() if ln.kind == "sidewalk" and len(ln.shape) >= 2]
-    polys = [p for p in static.junctions.values() if len(p) >= 3]
-    if polys:
-        ax.add_collection(PolyCollection(polys, facecolors="#e4e4e4", edgecolors="none", zorder=1))
-    if walks:
-        ax.add_collection(LineCollection(walks, colors="#d9d2c3", linewidths=0.6, zorder=1))
-    if roads:
-        ax.add_collection(LineCollection(roads, colors="#b0b0b0", linewidths=1.6, zorder=2))
-    rp = np.asarray(route.points)
-    ax.plot(rp[:, 0], rp[:, 1], color="#1f77b4", lw=3.0, alpha=0.55, label="route", zorder=3)
-    ax.plot(*rp[0], marker="^", color="#1f77b4", ms=9, ls="none", zorder=5, label="start")
-    ax.plot(*rp[-1], marker="*", color="#1f77b4", ms=13, ls="none", zorder=5, label="end")
-    if len(poses):
-        pp = np.asarray(poses)[:, :2]
-        ax.plot(pp[:, 0], pp[:, 1], color="#ff7f0e", lw=1.6, label="driven", zorder=4)
-        ax.plot(*pp[-1], marker="o", color="#ff7f0e", ms=6, zorder=5)
-    seen = set()
-    for inf in infractions:
-        kind = inf.kind if hasattr(inf, "kind") else inf["kind"]
-        x = inf.x if hasattr(inf, "x") else inf["x"]
-        y = inf.y if hasattr(inf, "y") else inf["y"]
-        marker, colour, label = _INFRACTION_STYLE.get(kind, ("D", "k", kind))
-        ax.scatter([x], [y], marker=marker, s=110, c=colour, edgecolors="k", linewidths=0.6,
-                   zorder=6, label=None if kind in seen else label)
-        seen.add(kind)
-    pts = rp if not len(poses) else np.vstack([rp, np.asarray(poses)[:, :2]])
-    lo, hi = pts.min(0), pts.max(0)
-    c, half = 0.5 * (lo + hi), 0.5 * float(max(hi - lo)) + 40.0
-    ax.set_xlim(c[0] - half, c[0] + half)
-    ax.set_ylim(c[1] - half, c[1] + half)
-    ax.set_aspect("equal")
-    ax.set_xlabel("x east (m)")
-    ax.set_ylabel("y north (m)")
-    if title:
-        ax.set_title(title, fontsize=9)
-    ax.legend(loc="upper right", fontsize=8)
-    fig.tight_layout()
-    fig.savefig(path)
-    plt.close(fig)
-
-
-# ------------------------------------------------------------------------------------------------
 # Runs
 
 
 def _make_agent(args, spec: Optional[dict], node_proc):
-    from ..policies.waypoint_policies import ConstantVelocityAgent, ExpertAgent
+    from ..policies.waypoint_policies import ConstantVelocityPolicy, ExpertPlanPolicy
     from ..sim.episode import EpisodeConfig
 
     ep_cfg = EpisodeConfig()
     if args.agent == "model":
-        from .closed_loop import RosBridgeAgent
+        from .closed_loop import RosBridgePolicy
 
-        return RosBridgeAgent(spec["cameras"], spec["dt"], spec["count"], transport=args.transport,
+        return RosBridgePolicy(spec["cameras"], spec["dt"], spec["count"], transport=args.transport,
                               plan_timeout=args.plan_timeout, startup_timeout=args.startup_timeout,
                               node=node_proc)
     if args.agent == "model-inprocess":
-        from ..data.dagger import ModelAgent
+        from ..data.dagger import ModelPolicy
 
-        return ModelAgent(args.model_dir)
+        return ModelPolicy(args.model_dir)
     if args.agent == "expert":
-        return ExpertAgent("control", ep_cfg.waypoint_dt, ep_cfg.waypoints)
+        return ExpertPlanPolicy("control", ep_cfg.waypoint_dt, ep_cfg.waypoints)
     if args.agent == "expert-pid":
-        return ExpertAgent("pid", ep_cfg.waypoint_dt, ep_cfg.waypoints)
-    return ConstantVelocityAgent(ep_cfg.waypoint_dt, ep_cfg.waypoints, min_speed=args.cv_min_speed)
+        return ExpertPlanPolicy("pid", ep_cfg.waypoint_dt, ep_cfg.waypoints)
+    return ConstantVelocityPolicy(ep_cfg.waypoint_dt, ep_cfg.waypoints, min_speed=args.cv_min_speed)
 
 
 def _agent_summary(agent) -> dict:
@@ -292,54 +226,6 @@ def run_route(index: int, ep_seed: int, args, agent, cfg, rig, progress: bool) -
         rec["diagnosis"] = asdict(diagnose_route(agent.trace, ep.route, ep.world.static, rec))
     rec["_plot"] = (ep.world.static, ep.route, list(ep.poses), list(ep.infractions))
     return rec
-
-
-def _fmt(v: Any, nd: int = 1) -> str:
-    if v is None:
-        return "-"
-    if isinstance(v, float):
-        return f"{v:.{nd}f}"
-    return str(v)
-
-
-def collisions_ego_standing(routes: list[dict]) -> int:
-    """Collisions where the ego was below STANDING_MPS: the other road user ran into it."""
-    return sum(1 for r in routes for i in r.get("infraction_list", [])
-               if i["kind"].startswith("collision") and i.get("speed", 0.0) < STANDING_MPS)
-
-
-def write_summary(path: Path, results: dict) -> None:
-    c = results["config"]
-    lines = [f"# dsdrive-eval: {c['agent']} on {c['where']}", "",
-             f"- routes: {c['routes']} (seed {c['seed']}: episode seeds {c['route_seeds']})",
-             f"- sim {c['sim_hz']:g} Hz, agent {c['model_hz']:g} Hz, waypoint dt {c['waypoint_dt']:g} s"
-             + (f", max {c['max_steps']} steps per route" if c.get("max_steps") else ""),
-             ]
-    if c["agent"] == "model":
-        lines.append(f"- model: `{c['model_dir']}` via dsdrive_node ({c['transport']} cameras, "
-                     f"plan timeout {c['plan_timeout']:g} s)")
-    lines += ["", "| route | seed | length m | status | RC % | IS | DS | infractions | plans ok / missed |"
-              " step latency p50 ms |", "|---|---|---|---|---|---|---|---|---|---|"]
-    for r in results["routes"]:
-        inf = ", ".join(f"{k} {n}" for k, n in sorted(r["infractions"].items())) or "-"
-        if r["off_route_share"] > 0:
-            inf += f" (off-route {100 * r['off_route_share']:.1f} %)"
-        a = r["agent"]
-        plans = f"{a['plans']} / {a['missed']}" if "plans" in a else "-"
-        lat = _fmt(a.get("latency_ms", {}).get("p50")) if "plans" in a else "-"
-        lines.append(f"| {r['index']} | {r['seed']} | {r['route_length_m']:.0f} | {r['status']} | "
-                     f"{r['RC']:.1f} | {r['IS']:.3f} | {r['DS']:.1f} | {inf} | {plans} | {lat} |")
-    m = results["mean"]
-    inf = ", ".join(f"{k} {n}" for k, n in sorted(m["infractions"].items())) or "-"
-    lines.append(f"| **mean** | | | | **{m['RC']:.1f}** | **{m['IS']:.3f}** | **{m['DS']:.1f}** | "
-                 f"{inf} | | |")
-    lines += ["", "DS = RC x IS per route; the means are over routes (LangAuto / CARLA leaderboard).",
-              f"Collisions with the ego below {STANDING_MPS:g} m/s (hit while standing or creeping): "
-              f"{m.get('collisions_ego_standing', 0)} of {sum(n for k, n in m['infractions'].items() if k.startswith('collision'))}.",
-              ""]
-    if "diagnosis" in m:
-        lines += ["## Diagnosis (sim/diagnose.py)", "", format_diagnosis({c["agent"]: m["diagnosis"]}), ""]
-    path.write_text("\n".join(lines))
 
 
 def run_eval(args) -> dict:
@@ -443,24 +329,9 @@ def run_eval(args) -> dict:
     config["ros_domain_id"] = domain
     results = {"config": config, "routes": routes, "mean": mean,
                "wall_s": time.monotonic() - t_start}
-    (out / "results.json").write_text(json.dumps(_jsonable(results), indent=1))
+    (out / "results.json").write_text(json.dumps(jsonable(results), indent=1))
     write_summary(out / "summary.md", results)
     return results
-
-
-def _jsonable(o: Any) -> Any:
-    if isinstance(o, dict):
-        return {str(k): _jsonable(v) for k, v in o.items()}
-    if isinstance(o, (list, tuple)):
-        return [_jsonable(v) for v in o]
-    if isinstance(o, (np.floating, float)):
-        f = float(o)
-        return f if math.isfinite(f) else None
-    if isinstance(o, np.integer):
-        return int(o)
-    if isinstance(o, np.ndarray):
-        return _jsonable(o.tolist())
-    return o
 
 
 def main(argv: Optional[Sequence[str]] = None) -> int:

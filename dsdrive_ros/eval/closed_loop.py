@@ -1,6 +1,6 @@
 """The simulator as a ROS 2 bridge to the real dsdrive_node (lock-step), and the node's process.
 
-`RosBridgeAgent` (an `Agent` of sim/episode.py) does, every model step:
+`RosBridgePolicy` (a `Policy` of sim/episode.py) does, every model step:
 
   1. stamp = the frame's sim time mapped to ROS time: route k starts at `1000 s + k * 10000 s`
      (strictly increasing across routes; the gap between routes is more than the node's
@@ -13,7 +13,7 @@
   3. waits (bounded, `plan_timeout`) for the node's `dsdrive/path` whose header.stamp == stamp. The
      sim does not advance until that plan arrives. On a timeout the step counts as a missed plan and
      the last plan is reused (moved into the current base_link with the ego's motion since);
-  4. turns the waypoints into control with LMDrive's PID (sim/controller.py).
+  4. turns the waypoints into control with LMDrive's PID (policies/controller.py).
 A late plan (for an older stamp) is ignored. `dsdrive/plan` (DrivingPlan) is recorded too, for the end
 flag and to check that the node planned with the instruction the sim had sent.
 
@@ -36,10 +36,10 @@ import numpy as np
 
 from ..node.background import BackgroundNode
 from ..node.process import NodeProcess
-from ..policies.waypoint_policies import WaypointAgent
+from ..policies.waypoint_policies import WaypointPolicy
 from ..policies.controller import PIDParams
 
-__all__ = ["RosBridgeAgent", "NodeProcess", "ROUTE_TIME_BASE_S",
+__all__ = ["RosBridgePolicy", "NodeProcess", "ROUTE_TIME_BASE_S",
            "ROUTE_TIME_SPACING_S"]
 
 ROUTE_TIME_BASE_S = 1000.0
@@ -56,7 +56,7 @@ def _stamp_ns(stamp: Any) -> int:
     return int(stamp.sec) * 1_000_000_000 + int(stamp.nanosec)
 
 
-class RosBridgeAgent(WaypointAgent):
+class RosBridgePolicy(WaypointPolicy):
     """Lock-step bridge: sim frame -> ROS topics -> dsdrive_node -> dsdrive/path -> PID -> Control."""
 
     name = "model"

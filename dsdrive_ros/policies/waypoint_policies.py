@@ -1,14 +1,14 @@
 """Closed-loop agents that drive through waypoints + LMDrive's PID (ROS-free ones).
 
-All implement the `Agent` protocol of sim/episode.py (`reset(info)`, `act(state, images) ->
-Control`). The ROS bridge to the real dsdrive_node is `closed_loop.RosBridgeAgent` (imports rclpy).
+All implement the `Policy` protocol of sim/episode.py (`reset(info)`, `act(state, images) ->
+Control`). The ROS bridge to the real dsdrive_node is `closed_loop.RosBridgePolicy` (imports rclpy).
 
-  * `WaypointAgent`: base class. Subclasses return waypoints (K, 2) in base_link, spaced `dt`;
+  * `WaypointPolicy`: base class. Subclasses return waypoints (K, 2) in base_link, spaced `dt`;
     the base turns them into control with `controller.WaypointController` and keeps per-step stats.
-  * `ConstantVelocityAgent`: the "blind" baseline: keeps the current heading and speed (straight
+  * `ConstantVelocityPolicy`: the "blind" baseline: keeps the current heading and speed (straight
     waypoints at max(speed, min_speed)). With min_speed 0 it never leaves the start (the ego starts at
     rest), so it has a floor (default 4 m/s).
-  * `ExpertAgent`: the privileged rule-based expert (sim/expert.py). mode "control": its own
+  * `ExpertPlanPolicy`: the privileged rule-based expert (policies/expert.py). mode "control": its own
     actuator commands (the sim/scoring sanity check, an upper bound); mode "pid": its online plan
     (`state.planned_waypoints`, 0.5 s apart) through the same PID as the model (the ceiling of the
     PID path follower with perfect waypoints).
@@ -24,7 +24,7 @@ from .controller import PIDParams, WaypointController
 from ..sim.ego import Control
 from ..sim.scene import SceneState
 
-__all__ = ["WaypointAgent", "ConstantVelocityAgent", "ExpertAgent", "transform_waypoints"]
+__all__ = ["WaypointPolicy", "ConstantVelocityPolicy", "ExpertPlanPolicy", "transform_waypoints"]
 
 
 def transform_waypoints(wp: np.ndarray, from_pose: tuple[float, float, float],
@@ -41,7 +41,7 @@ def transform_waypoints(wp: np.ndarray, from_pose: tuple[float, float, float],
     return np.stack([c1 * dx + s1 * dy, -s1 * dx + c1 * dy], 1)
 
 
-class WaypointAgent:
+class WaypointPolicy:
     """Waypoints -> LMDrive PID -> Control. Subclasses implement `plan(state, images)`."""
 
     name = "waypoints"
@@ -88,7 +88,7 @@ class WaypointAgent:
         return ctrl
 
 
-class ConstantVelocityAgent(WaypointAgent):
+class ConstantVelocityPolicy(WaypointPolicy):
     name = "constant-velocity"
 
     def __init__(self, dt: float = 0.5, count: int = 5, min_speed: float = 4.0,
@@ -102,7 +102,7 @@ class ConstantVelocityAgent(WaypointAgent):
         return np.stack([v * t, np.zeros_like(t)], 1)
 
 
-class ExpertAgent(WaypointAgent):
+class ExpertPlanPolicy(WaypointPolicy):
     """The privileged expert, by its own control ("control") or by its plan through the PID ("pid")."""
 
     def __init__(self, mode: str = "control", dt: float = 0.5, count: int = 5,

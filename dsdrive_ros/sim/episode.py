@@ -13,16 +13,12 @@ observe SUMO -> SceneState (+ events raised since the last model step) -> render
 `agent.act(state, images)` -> yield -> apply the control for 1/model_hz s (bicycle model pushed into
 SUMO with moveToXY every sim step; events checked every sim step).
 
-Agents implement `reset(info: EpisodeInfo)` and `act(state, images) -> Control` (`Agent` protocol);
-the expert (sim/expert.py) and a ROS bridge agent use the same loop.
+Policies implement `reset(info: EpisodeInfo)` and `act(state, images) -> Control` (the `Policy`
+protocol); the expert (policies/expert.py), the waypoint followers (policies/waypoint_policies.py)
+and the ROS bridge (eval/closed_loop.py) use the same loop.
 
 Events (`state.events`, `Episode.infractions`):
-  * collision_vehicle / collision_pedestrian: the ego's footprint overlaps another agent's (oriented
-    boxes from SUMO's positions, geometric test; a repeated contact with the same agent within 5 s
-    counts once). There are no static obstacles in these worlds (collision_static never occurs).
-  * red_light: the front bumper crosses a signalised stop line, driving in its lane's direction
-    (within 60 deg), while its link is red (the route's link when the lane is the route's,
-    otherwise when all the lane's links are red).
+  * collision_vehicle / collision_pedestrian, red_light: see eval/infractions.py.
   * off_route (not an infraction count: the distance is summed): the centre is farther from the route
     polyline than the lane width there.
   * status events ending the route: route_completed, route_deviation (> 30 m off), blocked (no motion
@@ -39,22 +35,24 @@ from typing import Callable, Iterator, Protocol
 import numpy as np
 
 from ..eval import score as scoring
-from ..policies.waypoint_policies import transform_waypoints
+from ..eval.infractions import Infraction, InfractionMonitor
 from .cameras import CameraConfig, CameraRig
-from .ego import EGO_ID, Control, Ego, EgoParams, EgoState
+from .ego import Control, Ego, EgoParams, EgoState
+from .observation import RoadUserReader, RoadUserReading, future_waypoints
 from .render import Box, Renderer, agent_color
-from .routes import Route, RouteTracker, plan_route
-from .scene import Agent as SceneAgent
-from .scene import SceneState, TrafficLightAhead
+from .route_planning import plan_route
+from .routes import Route, RouteTracker
+from .scene import RoadUser, SceneState, TrafficLightAhead
 from .world import World, generate_world
 
-__all__ = ["Agent", "EpisodeConfig", "EpisodeInfo", "Infraction", "Episode", "WORLD_VARIANTS",
-           "obb_overlap"]
+__all__ = ["Policy", "EpisodeConfig", "EpisodeInfo", "Episode", "WORLD_VARIANTS"]
 
 WORLD_VARIANTS = 4  # episodes with seed s use the world files of (town, s % WORLD_VARIANTS)
 
 
-class Agent(Protocol):
+class Policy(Protocol):
+    """What drives the ego: told about the episode once, then asked for a control every model step."""
+
     def reset(self, info: "EpisodeInfo") -> None: ...
 
     def act(self, state: SceneState, images: dict[str, np.ndarray]) -> Control: ...
@@ -90,50 +88,10 @@ class EpisodeInfo:
     all_agents: Callable[[], list] = lambda: []  # privileged: every agent within agent_radius
 
 
-@dataclass
-class Infraction:
-    kind: str
-    step: int
-    t: float
-    x: float
-    y: float
-    other: str = ""
-    speed: float = 0.0  # the ego's, m/s: tells "drove into" from "was hit while standing"
-    # collisions: the other agent in the ego's base_link (x forward, y left) and its heading there
-    rel: tuple[float, float, float] | None = None
-
-
-def _relative(ex: float, ey: float, eyaw: float, x: float, y: float, yaw: float) -> tuple[float, float, float]:
-    """(x, y, yaw) of a world pose in the frame of the ego's pose (base_link), yaw wrapped to (-pi, pi]."""
-    (rx, ry), = transform_waypoints([[x, y]], (0.0, 0.0, 0.0), (ex, ey, eyaw))  # world is the pose 0
-    dyaw = math.atan2(math.sin(yaw - eyaw), math.cos(yaw - eyaw))
-    return (round(float(rx), 2), round(float(ry), 2), round(dyaw, 3))
-
-
-def obb_overlap(a: np.ndarray, b: np.ndarray) -> bool:
-    """Separating-axis test for two convex quads (4, 2)."""
-    for poly in (a, b):
-        for i in range(4):
-            e = poly[(i + 1) % 4] - poly[i]
-            n = np.array([-e[1], e[0]])
-            pa = a @ n
-            pb = b @ n
-            if pa.max() < pb.min() or pb.max() < pa.min():
-                return False
-    return True
-
-
-def _box_corners(x: float, y: float, yaw: float, length: float, width: float) -> np.ndarray:
-    c, s = math.cos(yaw), math.sin(yaw)
-    hl, hw = 0.5 * length, 0.5 * width
-    loc = np.array([[hl, hw], [hl, -hw], [-hl, -hw], [-hl, hw]])
-    return loc @ np.array([[c, s], [-s, c]]) + [x, y]
-
-
 class Episode:
     def __init__(self, world: World | None = None, route: Route | None = None,
                  cameras: CameraRig | list[CameraConfig] | None = None, seed: int = 0,
-                 agent: Agent | None = None, config: EpisodeConfig | None = None, *,
+                 agent: Policy | None = None, config: EpisodeConfig | None = None, *,
                  town: str | None = None, max_steps: int | None = None,
                  ego_params: EgoParams | None = None, renderer: Renderer | None = None,
                  cache: str | None = None):
@@ -211,41 +169,22 @@ class Episode:
         self.ego = Ego(EgoState(x, y, yaw, 0.0), self.ego_params)
         self.ego.add_to_sumo(tr, self.route.edges)
         self.world.step()
-        self._subscribe()
+        self._reader = RoadUserReader(self.world, self.config.agent_radius)
+        self._reader.subscribe()
         self.ego_reinserted = 0
-        self._types: dict[str, tuple[float, float, float]] = {}
-        self._all_agents: list = []
+        self._all_agents: list[RoadUser] = []
         self.tracker = RouteTracker(self.route, 0.0)
         self._ins_idx = 0
         self._t0 = self.world.time
         self._still_since = self._t0
-        self._contacts: dict[str, float] = {}  # agent id -> last time in contact
         self._pending_events: list[str] = []
-        self._lane_stop: dict[str, list] = {}
-        for sl in self.world.static.stop_lines:
-            self._lane_stop.setdefault(sl.lane, []).append(sl)
-        self._sl_lanes = sorted(self._lane_stop.items())
-        self._sl_mid = np.array([0.5 * (v[0].p0 + v[0].p1) for _, v in self._sl_lanes]).reshape(-1, 2)
-        dirs = []
-        for lane, _ in self._sl_lanes:
-            sh = self.world.static.lanes[lane].shape
-            d = sh[-1] - sh[-2]
-            dirs.append(d / max(float(np.hypot(*d)), 1e-9))
-        self._sl_dir = np.array(dirs).reshape(-1, 2)
-        self._route_links = {j.in_lane: (j.tls, j.link_index) for j in self.route.junctions
-                             if j.tls is not None}
+        self._monitor = InfractionMonitor(self.world.static, self.route,
+                                          self.config.collision_reid_s)
         L = self.route.length
         self._max_time = self.config.max_time_s or max(180.0, L / 1.5)
         self.agent.reset(EpisodeInfo(self.world, self.route, self.rig, self.ego_params, self.dt,
                                      1.0 / self.config.sim_hz, self.seed, self.world.tls_states,
                                      lambda: self._all_agents))
-
-    def _subscribe(self) -> None:
-        import traci.constants as tc
-
-        self.world.traci.vehicle.subscribeContext(
-            EGO_ID, tc.CMD_GET_VEHICLE_VARIABLE, self.config.agent_radius,
-            [tc.VAR_POSITION, tc.VAR_ANGLE, tc.VAR_SPEED, tc.VAR_TYPE, tc.VAR_SIGNALS])
 
     def _push_ego(self) -> None:
         """moveToXY the ego; if SUMO dropped it (it may teleport a vehicle it thinks is stuck, or
@@ -258,85 +197,18 @@ class Episode:
             pass
         self.ego_reinserted += 1
         self.ego.add_to_sumo(tr, self.route.edges)
-        self._subscribe()
+        self._reader.subscribe()
 
-    def _type_dims(self, vtype: str) -> tuple[float, float, float]:
-        d = self._types.get(vtype)
-        if d is None:
-            vt = self.world.traci.vehicletype
-            d = (vt.getLength(vtype), vt.getWidth(vtype), vt.getHeight(vtype))
-            self._types[vtype] = d
-        return d
-
-    def _read_agents(self) -> list[tuple]:
-        """[(id, kind, x, y, yaw, length, width, height, speed, braking)] around the ego, sorted."""
-        import traci.constants as tc
-
-        tr = self.world.traci
-        ex, ey = self.ego.state.x, self.ego.state.y
-        out = []
-        res = tr.vehicle.getContextSubscriptionResults(EGO_ID) or {}
-        for vid in sorted(res):
-            if vid == EGO_ID:
-                continue
-            r = res[vid]
-            L, W, H = self._type_dims(r[tc.VAR_TYPE])
-            fx, fy = r[tc.VAR_POSITION]
-            yaw = math.radians(90.0 - r[tc.VAR_ANGLE])
-            out.append((vid, "vehicle", fx - math.cos(yaw) * L / 2, fy - math.sin(yaw) * L / 2, yaw,
-                        L, W, H, float(r[tc.VAR_SPEED]), bool(int(r[tc.VAR_SIGNALS]) & 8)))
-        R2 = self.config.agent_radius ** 2
-        pers = tr.person
-        for pid in sorted(pers.getIDList()):
-            px, py = pers.getPosition(pid)
-            if (px - ex) ** 2 + (py - ey) ** 2 > R2:
-                continue
-            yaw = math.radians(90.0 - pers.getAngle(pid))
-            out.append((pid, "pedestrian", px, py, yaw, 0.5, 0.6, 1.75, float(pers.getSpeed(pid)),
-                        False))
-        return out
+    def _read_agents(self) -> list[RoadUserReading]:
+        return self._reader.read(self.ego.state.x, self.ego.state.y)
 
     # -- events, every sim step
-    def _check_events(self, prev_front: tuple[float, float], agents: list[tuple]) -> None:
+    def _check_events(self, prev_front: tuple[float, float], agents: list[RoadUserReading]) -> None:
         e = self.ego
         t = self.world.time
         st = e.state
-        ego_box = np.array(e.corners())
-        for (aid, kind, x, y, yaw, L, W, _, _, _) in agents:
-            if (x - st.x) ** 2 + (y - st.y) ** 2 > 100.0:
-                continue
-            if obb_overlap(ego_box, _box_corners(x, y, yaw, L, W)):
-                last = self._contacts.get(aid)
-                if last is None or t - last > self.config.collision_reid_s:
-                    k = "collision_pedestrian" if kind == "pedestrian" else "collision_vehicle"
-                    self._add(k, aid, _relative(st.x, st.y, st.yaw, x, y, yaw))
-                self._contacts[aid] = t
-        # red light: the front bumper crossed a signalised stop line
-        f0 = np.asarray(prev_front)
-        f1 = np.asarray(e.front_bumper())
-        if (f1[0] - f0[0]) ** 2 + (f1[1] - f0[1]) ** 2 > 1e-12 and len(self._sl_mid):
-            near = np.nonzero((np.abs(self._sl_mid[:, 0] - f1[0]) < 8.0)
-                              & (np.abs(self._sl_mid[:, 1] - f1[1]) < 8.0))[0]
-            tls_states = None
-            for idx in near:
-                lane, sls = self._sl_lanes[idx]
-                sl = sls[0]
-                # only a line we drive over in its own direction (not the opposite lane's line
-                # clipped in a turn)
-                if math.cos(self.ego.state.yaw) * self._sl_dir[idx, 0] \
-                        + math.sin(self.ego.state.yaw) * self._sl_dir[idx, 1] < 0.5:
-                    continue
-                if not _segments_cross(f0, f1, sl.p0, sl.p1):
-                    continue
-                if tls_states is None:
-                    tls_states = self.world.tls_states()
-                route_link = self._route_links.get(lane)
-                if route_link is not None:
-                    states = [tls_states.get(route_link[0], "")[route_link[1]:route_link[1] + 1]]
-                else:
-                    states = [tls_states.get(s.tls, "")[s.link_index:s.link_index + 1] for s in sls]
-                if states and all(c in ("r", "R", "u") for c in states):
-                    self._add("red_light", sl.tls)
+        for d in self._monitor.check(e, prev_front, agents, t, self.world.tls_states):
+            self._add(d.kind, d.other, d.rel)
         # progress / off-route
         s, lat = self.tracker.update(st.x, st.y)
         self.progress_m = max(self.progress_m, min(s, self.route.length))
@@ -390,7 +262,7 @@ class Episode:
         return self._result or {}
 
     # -- state
-    def _observe(self, agents: list[tuple]) -> tuple[SceneState, list[Box]]:
+    def _observe(self, agents: list[RoadUserReading]) -> tuple[SceneState, list[Box]]:
         r = self.route
         st = self.ego.state
         s = self.tracker.s
@@ -399,11 +271,12 @@ class Episode:
         c, si = math.cos(st.yaw), math.sin(st.yaw)
         R2 = self.config.state_radius ** 2
         all_agents, boxes = [], []
-        for (aid, kind, x, y, yaw, L, W, H, v, braking) in agents:
-            dx, dy = x - st.x, y - st.y
-            boxes.append(Box(x, y, yaw, L, W, H, agent_color(aid, kind), kind, braking))
-            all_agents.append(SceneAgent(aid, kind, x, y, yaw, L, W, v,
-                                         c * dx + si * dy, -si * dx + c * dy))
+        for a in agents:
+            dx, dy = a.x - st.x, a.y - st.y
+            boxes.append(Box(a.x, a.y, a.yaw, a.length, a.width, a.height,
+                             agent_color(a.id, a.kind), a.kind, a.braking))
+            all_agents.append(RoadUser(a.id, a.kind, a.x, a.y, a.yaw, a.length, a.width, a.speed,
+                                       c * dx + si * dy, -si * dx + c * dy))
         all_agents.sort(key=lambda a: (a.rel_x ** 2 + a.rel_y ** 2, a.id))
         self._all_agents = all_agents  # privileged agents see these (agent_radius)
         scene_agents = [a for a in all_agents if a.rel_x ** 2 + a.rel_y ** 2 <= R2]
@@ -508,33 +381,14 @@ class Episode:
                     buf.append((len(poses) - 1, state, images))
                 while buf and buf[0][0] + horizon < len(poses):
                     i, s0, im = buf.popleft()
-                    s0.waypoints = _future(poses, i, lag, K)
+                    s0.waypoints = future_waypoints(poses, i, lag, K)
                     yield s0, im
             while buf:  # ended without a full tail (should not happen): hold the last pose
                 i, s0, im = buf.popleft()
-                s0.waypoints = _future(poses, i, lag, K)
+                s0.waypoints = future_waypoints(poses, i, lag, K)
                 yield s0, im
         finally:
             self.close()
 
     __iter__ = frames
 
-
-def _future(poses: list, i: int, lag: int, K: int) -> list[list[float]]:
-    x0, y0, yaw0 = poses[i]
-    c, s = math.cos(yaw0), math.sin(yaw0)
-    out = []
-    for k in range(1, K + 1):
-        x, y, _ = poses[min(i + k * lag, len(poses) - 1)]
-        dx, dy = x - x0, y - y0
-        out.append([round(c * dx + s * dy, 4), round(-s * dx + c * dy, 4)])
-    return out
-
-
-def _segments_cross(a0, a1, b0, b1) -> bool:
-    def orient(p, q, r):
-        return (q[0] - p[0]) * (r[1] - p[1]) - (q[1] - p[1]) * (r[0] - p[0])
-
-    d1, d2 = orient(b0, b1, a0), orient(b0, b1, a1)
-    d3, d4 = orient(a0, a1, b0), orient(a0, a1, b1)
-    return (d1 * d2 < 0) and (d3 * d4 < 0)

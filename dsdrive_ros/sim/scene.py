@@ -10,7 +10,7 @@ from dataclasses import dataclass, field
 
 
 @dataclass
-class Agent:
+class RoadUser:
     """Another road user near the ego."""
 
     id: str
@@ -47,7 +47,7 @@ class SceneState:
     route_progress: float  # 0..1 share of the route driven
     waypoints: list[list[float]] = field(default_factory=list)  # expert future, base_link
     action: str = "go"  # "stop" | "slow" | "go" | "turn left" | "turn right"
-    agents: list[Agent] = field(default_factory=list)
+    agents: list[RoadUser] = field(default_factory=list)
     light: TrafficLightAhead | None = None
     junction_distance: float | None = None  # metres to the next junction along the route
     is_junction: bool = False

@@ -41,7 +41,7 @@ class ChainConfig:
     towns: list[str] = field(default_factory=lambda: ["grid4"])
     episodes: int = 32  # per round, split over the jobs
     steps: int = 800  # model steps per episode (10 Hz)
-    collect_args: list[str] = field(default_factory=list)  # more `sim.dagger` flags, e.g. --off-route-m 1.0
+    collect_args: list[str] = field(default_factory=list)  # more `data.dagger` flags, e.g. --off-route-m 1.0
 
     @classmethod
     def from_file(cls, path: str | Path) -> "ChainConfig":

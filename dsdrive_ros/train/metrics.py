@@ -10,7 +10,7 @@ from torch.utils.data import DataLoader
 
 from ..model.dsdrive import DSDrive
 from ..model.tokenizer import DSDriveTokenizer
-from ..data.teacher import action_from_text
+from ..data.actions import action_from_text
 from .data import ClipDataset, collate
 
 

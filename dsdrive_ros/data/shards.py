@@ -1,7 +1,7 @@
 """Move a dataset in shards: tar files of whole episodes, each at most --max-mib (default 60 MiB).
 
-    python -m dsdrive_ros.sim.shards pack data/towns-train shards/ [--max-mib 60]
-    python -m dsdrive_ros.sim.shards unpack shards/ data/towns-train     # idempotent, any order
+    python -m dsdrive_ros.data.shards pack data/towns-train shards/ [--max-mib 60]
+    python -m dsdrive_ros.data.shards unpack shards/ data/towns-train     # idempotent, any order
 
 Why: the GPU machines take at most 64 MiB per call. A shard holds complete episode folders only
 (`DatasetWriter`'s layout), so an unpacked subset is a valid dataset on its own and training can start
@@ -107,7 +107,7 @@ def unpack(shards_dir: str | Path, root: str | Path) -> list[str]:
 
 
 def main(argv: list[str] | None = None) -> int:
-    ap = argparse.ArgumentParser(prog="python -m dsdrive_ros.sim.shards", description=__doc__.split("\n\n")[0])
+    ap = argparse.ArgumentParser(prog="python -m dsdrive_ros.data.shards", description=__doc__.split("\n\n")[0])
     sub = ap.add_subparsers(dest="cmd", required=True)
     p = sub.add_parser("pack")
     p.add_argument("dataset", type=Path)

@@ -1,7 +1,7 @@
 """Why a closed-loop drive lost its points: per-failure counts for dsdrive-eval.
 
     dsdrive-eval ... --diagnose          # results.json gains "diagnosis" per route and in the mean
-    python -m dsdrive_ros.sim.diagnose OUT1/results.json [OUT2/results.json ...]   # one table
+    python -m dsdrive_ros.eval.diagnose OUT1/results.json [OUT2/results.json ...]   # one table
 
 `ShadowExpert` wraps the evaluated agent: each step the privileged expert looks at the same state the
 agent is in and says what it would do (never what happens: the agent's control is applied). That
@@ -29,7 +29,7 @@ from typing import Any
 
 import numpy as np
 
-from .scene import SceneState
+from ..sim.scene import SceneState
 
 __all__ = ["StepTrace", "ShadowExpert", "RouteDiagnosis", "diagnose_route", "aggregate", "format_table"]
 
@@ -52,10 +52,10 @@ class StepTrace:
 
 
 class ShadowExpert:
-    """An Agent that drives with `inner` and asks a privileged Expert what it would do each step."""
+    """A Policy that drives with `inner` and asks a privileged Expert what it would do each step."""
 
     def __init__(self, inner: Any):
-        from .expert import Expert
+        from ..policies.expert import Expert
 
         self.inner, self.expert = inner, Expert()
         self.trace: list[StepTrace] = []
@@ -213,7 +213,7 @@ def format_table(rows: dict[str, dict]) -> str:
 
 
 def main(argv: list[str] | None = None) -> int:
-    ap = argparse.ArgumentParser(prog="python -m dsdrive_ros.sim.diagnose", description=__doc__.split("\n\n")[0])
+    ap = argparse.ArgumentParser(prog="python -m dsdrive_ros.eval.diagnose", description=__doc__.split("\n\n")[0])
     ap.add_argument("results", nargs="+", type=Path, help="dsdrive-eval results.json files (run with --diagnose)")
     args = ap.parse_args(argv)
     rows = {}
