@@ -1,4 +1,5 @@
-"""Privileged expert driver (rule-based, reads the simulator's ground truth).
+"""Privileged expert driver (rule-based, reads the simulator's ground truth). This module composes
+the laws of `lateral`, `longitudinal`, `prediction` and `conflicts`; the overview:
 
 Lateral: path tracking of the car's centre (= the bicycle model's reference point): the slip angle
 is chosen so the centre's velocity points along the route (previewed 0.25 s ahead for the steering

@@ -1,4 +1,4 @@
-"""One closed-loop drive: world + route + ego + cameras + an agent, stepped together.
+"""One closed-loop drive: world + route + ego + cameras + a policy, stepped together.
 
     ep = Episode(world, route, cameras=None, seed=3, agent=Expert())
     for state, images in ep.run():        # online: state.waypoints empty, planned_waypoints by the expert
@@ -10,7 +10,7 @@
 
 Loop per model step (model_hz, default 10 Hz; the simulator may run faster, `sim_hz` 10..20):
 observe SUMO -> SceneState (+ events raised since the last model step) -> render cameras ->
-`agent.act(state, images)` -> yield -> apply the control for 1/model_hz s (bicycle model pushed into
+`policy.act(state, images)` (`Episode.agent`) -> yield -> apply the control for 1/model_hz s (bicycle model pushed into
 SUMO with moveToXY every sim step; events checked every sim step).
 
 Policies implement `reset(info: EpisodeInfo)` and `act(state, images) -> Control` (the `Policy`
