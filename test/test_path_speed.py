@@ -155,3 +155,22 @@ def test_fine_tune_swaps_the_heads_and_keeps_the_trunk():
     del bad["tok_emb.weight"]
     with pytest.raises(ValueError, match="beyond its heads"):
         load_trunk(_model(), bad)
+
+
+def test_the_node_drives_a_path_speed_model_with_the_focus_view(tmp_path):
+    """The real node in closed loop: cameras (five, the focus view too) and head layout come from
+    config.json; the simulator renders what the model reads."""
+    pytest.importorskip("rclpy")
+    pytest.importorskip("libsumo")
+    from dsdrive_ros.eval.cli import main
+    from dsdrive_ros.export.onnx_export import export_onnx
+    from dsdrive_ros.model.tokenizer import DSDriveTokenizer
+
+    cams = ["front", "left", "right", "rear", "front_focus"]
+    m = _model(cameras=cams)
+    export_onnx(m, DSDriveTokenizer.train(["follow the road", "turn left"], vocab_size=300), tmp_path / "m")
+    assert main(["--agent", "model", "--model-dir", str(tmp_path / "m"), "--town", "grid3", "--routes", "1",
+                 "--seed", "2", "--max-steps", "12", "--out", str(tmp_path / "eval"), "--no-plots",
+                 "--no-progress", "--cache", str(tmp_path / "cache")]) == 0
+    agent = json.loads((tmp_path / "eval" / "results.json").read_text())["routes"][0]["agent"]
+    assert agent["plans"] >= 10 and agent["missed"] == 0

@@ -32,6 +32,7 @@ from ..frames import Preprocessor
 from ..runners import PlannerSession, load_tokenizer, make_runner
 from ..runners.spec import ModelSpec
 from ..policies.waypoint_policies import WaypointPolicy
+from ..sim.cameras import default_cameras
 from ..sim.ego import Control
 from ..sim.episode import Episode, EpisodeConfig
 from ..policies.expert import Expert
@@ -117,7 +118,9 @@ class DaggerEpisode:
 
     def __init__(self, town: str, seed: int, steps: Optional[int], agent: DaggerPolicy):
         self.agent = agent
-        self.episode = Episode(town=town, seed=seed, agent=agent,
+        # the rig the model reads: the four cameras, and the focus view when the model takes it
+        rig = default_cameras(focus="front_focus" in agent.model.spec.cameras)
+        self.episode = Episode(town=town, seed=seed, agent=agent, cameras=rig,
                                config=EpisodeConfig(sim_hz=20.0, model_hz=10.0, max_steps=steps))
 
     def __iter__(self) -> Iterator[tuple[SceneState, dict]]:

@@ -123,7 +123,7 @@ def _model_spec(model_dir: Path) -> dict:
 def _rig_for(spec: dict):
     from ..sim.cameras import CameraRig, default_cameras
 
-    by_name = {c.name: c for c in default_cameras(width=spec["width"], height=spec["height"])}
+    by_name = {c.name: c for c in default_cameras(width=spec["width"], height=spec["height"], focus=True)}
     missing = [c for c in spec["cameras"] if c not in by_name]
     if missing:
         raise SystemExit(f"dsdrive-eval: the simulator has no camera named {missing} "
