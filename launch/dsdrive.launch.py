@@ -14,6 +14,9 @@ Arguments:
                      the node subscribes camera/<cam>/image_raw (and .../compressed)
   instruction_topic  std_msgs/String navigation instruction
   odom_topic         nav_msgs/Odometry (ego speed)
+  dds_profile        Fast DDS XML profile of the node's process (default: $FASTDDS_DEFAULT_PROFILES_FILE,
+                     else share/dsdrive_ros/config/fastdds_large_data.xml: shared memory with room
+                     for camera images; export it for the camera drivers too); '' = none
 
 Outputs (relative to namespace): dsdrive/path, dsdrive/plan, dsdrive/reasoning, /diagnostics.
 """
@@ -29,6 +32,8 @@ PACKAGE = "dsdrive_ros"
 EXECUTABLE = "dsdrive_node"
 NODE_NAME = "dsdrive_node"  # the key in config/dsdrive.params.yaml
 PARAMS_FILE = os.path.join("config", "dsdrive.params.yaml")
+DDS_PROFILE = os.path.join("config", "fastdds_large_data.xml")
+DDS_PROFILE_ENV = "FASTDDS_DEFAULT_PROFILES_FILE"
 DEFAULT_MODEL = os.path.join("models", "dsdrive-tiny")
 # The model's default camera order (config.json "cameras"); one remap argument each.
 CAMERAS = ("front", "left", "right", "rear")
@@ -48,6 +53,7 @@ def _node(context, *args, **kwargs):
         remappings.append((f"camera/{cam}/image_raw", topic))
         remappings.append((f"camera/{cam}/image_raw/compressed", f"{topic}/compressed"))
 
+    profile = arg("dds_profile")
     return [
         Node(
             package=PACKAGE,
@@ -57,6 +63,7 @@ def _node(context, *args, **kwargs):
             parameters=parameters,
             remappings=remappings,
             arguments=["--ros-args", "--log-level", arg("log_level")],
+            additional_env={DDS_PROFILE_ENV: profile} if profile else {},
             output="screen",
             emulate_tty=True,
         )
@@ -76,6 +83,9 @@ def generate_launch_description():
         DeclareLaunchArgument("use_sim_time", default_value="false",
                               description="use /clock (bag replay)"),
         DeclareLaunchArgument("log_level", default_value="info", description="ROS log level"),
+        DeclareLaunchArgument(
+            "dds_profile", default_value=os.environ.get(DDS_PROFILE_ENV) or os.path.join(share, DDS_PROFILE),
+            description="Fast DDS XML profile ('' = none): shared memory sized for camera images"),
         DeclareLaunchArgument("instruction_topic", default_value="instruction",
                               description="std_msgs/String navigation instruction"),
         DeclareLaunchArgument("odom_topic", default_value="odom",

@@ -7,8 +7,9 @@ if `record` is set, records the node's outputs into that bag folder. Without a R
 (PyPI wheels only) use the `dsdrive-replay` command instead, which needs no launch/ros2 CLI.
 
 Arguments: bag (required), rate (1.0), start_delay_s (2.0: lets the node load its model and
-subscribe before the bag starts), record ('' = do not record), plus all of dsdrive.launch.py's
-arguments (namespace, params_file, model_dir, <cam>_image_topic, ...).
+subscribe before the bag starts), record ('' = do not record), dds_profile (the Fast DDS profile of
+the player, recorder and node; see dsdrive.launch.py), plus all of dsdrive.launch.py's arguments
+(namespace, params_file, model_dir, <cam>_image_topic, ...).
 """
 import os
 
@@ -21,6 +22,7 @@ from launch.substitutions import LaunchConfiguration
 
 PACKAGE = "dsdrive_ros"
 NODE_LAUNCH = "dsdrive.launch.py"
+DDS_PROFILE_ENV = "FASTDDS_DEFAULT_PROFILES_FILE"
 # What the node publishes (relative to its namespace) and /diagnostics.
 OUTPUT_TOPICS = ("dsdrive/path", "dsdrive/plan", "dsdrive/reasoning", "/diagnostics")
 
@@ -33,6 +35,9 @@ def _bag_processes(context, *args, **kwargs):
     delay = float(LaunchConfiguration("start_delay_s").perform(context))
     record = LaunchConfiguration("record").perform(context)
     namespace = LaunchConfiguration("namespace").perform(context).strip("/")
+    # The bag player publishes the images: its shared memory must hold them (config/fastdds_large_data.xml).
+    profile = LaunchConfiguration("dds_profile").perform(context)
+    env = {DDS_PROFILE_ENV: profile} if profile else {}
 
     actions = []
     if record:
@@ -40,9 +45,9 @@ def _bag_processes(context, *args, **kwargs):
                   for t in OUTPUT_TOPICS]
         actions.append(ExecuteProcess(
             cmd=["ros2", "bag", "record", "--use-sim-time", "-o", record] + topics,
-            output="screen"))
+            additional_env=env, output="screen"))
     play = ExecuteProcess(cmd=["ros2", "bag", "play", bag, "--clock", "--rate", rate],
-                          output="screen")
+                          additional_env=env, output="screen")
     actions.append(TimerAction(period=delay, actions=[play]))
     return actions
 
@@ -62,6 +67,11 @@ def generate_launch_description():
             "params_file",
             default_value=os.path.join(share, "config", "dsdrive.params.yaml"),
             description="dsdrive_node parameter file"),
+        DeclareLaunchArgument(
+            "dds_profile",
+            default_value=os.environ.get(DDS_PROFILE_ENV)
+            or os.path.join(share, "config", "fastdds_large_data.xml"),
+            description="Fast DDS XML profile of the player, recorder and node ('' = none)"),
     ]
     node = IncludeLaunchDescription(
         PythonLaunchDescriptionSource(node_launch),
@@ -69,6 +79,7 @@ def generate_launch_description():
             "use_sim_time": "true",
             "namespace": LaunchConfiguration("namespace"),
             "params_file": LaunchConfiguration("params_file"),
+            "dds_profile": LaunchConfiguration("dds_profile"),
         }.items(),
     )
     return LaunchDescription(arguments + [node, OpaqueFunction(function=_bag_processes)])

@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import ast
 import importlib.util
+import os
 import re
 import sys
 import types
@@ -206,6 +207,11 @@ def test_node_launch_runs_against_stand_ins(monkeypatch, tmp_path):
     assert kw["namespace"] == "ego"
     assert kw["parameters"][0] == str(share / "config" / PARAMS_FILE)
     assert {"model_dir": "/opt/models/m"} in kw["parameters"]
+    profile = share / "config" / "fastdds_large_data.xml"
+    if "FASTDDS_DEFAULT_PROFILES_FILE" not in os.environ:
+        assert declared["dds_profile"] == str(profile)
+    assert kw["additional_env"] == {"FASTDDS_DEFAULT_PROFILES_FILE": declared["dds_profile"]}
+    assert (REPO / "config" / profile.name).is_file()
     remaps = dict(kw["remappings"])
     assert remaps["camera/front/image_raw"] == "/cam0/image_raw"
     assert remaps["camera/front/image_raw/compressed"] == "/cam0/image_raw/compressed"
@@ -240,8 +246,11 @@ def test_replay_launch_runs_against_stand_ins(monkeypatch, tmp_path):
     record = [a for a in actions if type(a).__name__ == "ExecuteProcess"]
     timers = [a for a in actions if type(a).__name__ == "TimerAction"]
     assert record and "/ego/dsdrive/plan" in record[0].kwargs["cmd"]
-    play = timers[0].kwargs["actions"][0].kwargs["cmd"]
-    assert play[:4] == ["ros2", "bag", "play", "/data/bag"] and "--clock" in play
+    play = timers[0].kwargs["actions"][0].kwargs
+    assert play["cmd"][:4] == ["ros2", "bag", "play", "/data/bag"] and "--clock" in play["cmd"]
+    # the player publishes the images: it runs with the node's DDS profile
+    assert play["additional_env"] == {"FASTDDS_DEFAULT_PROFILES_FILE": declared["dds_profile"]}
+    assert dict(includes[0].kwargs["launch_arguments"])["dds_profile"].args[0] == "dds_profile"
     assert set(LaunchConfiguration.reads) <= set(declared)
 
 

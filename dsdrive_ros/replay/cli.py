@@ -30,7 +30,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Optional, Sequence
 
-from dsdrive_ros.node.process import NodeProcess, private_domain
+from dsdrive_ros.node.process import NodeProcess, private_domain, use_dds_profile
 from dsdrive_ros.replay.bagio import (
     T_DIAG,
     T_PATH,
@@ -214,6 +214,7 @@ class Replay:
         t_start = time.monotonic()
         if a.domain_id is not None or not a.no_node:  # with --no-node: the shell's domain
             private_domain(a.domain_id)
+        self.summary["dds_profile"] = use_dds_profile()  # this publisher's images need it most
         if not a.no_node:
             self._start_node(inputs.transport)
         ctx = rclpy.context.Context()
