@@ -13,12 +13,14 @@ transport settings once per process) on a private ROS domain; four bgr8 cameras,
   transport publish called (the stamp) -> the subscriber's callback has the bytes (raw
             subscription): includes the publish call and any wait behind the subscriber's own work;
   deserialize ``deserialize_message`` of those bytes into sensor_msgs/Image (the node's take);
-  convert   ``image_from_msg`` at camera resolution (bgr8 -> RGB cvtColor, full size) vs the
-            node's path now: INTER_AREA resize to the model input first, channels swapped after;
+  convert   camera image -> model input (224x128 RGB): before (``image_from_msg``: bgr8 -> RGB
+            cvtColor at camera size, then a direct INTER_AREA resize) vs now (``FrameReducer``: a
+            view, 2x2 mean, INTER_AREA, channels swapped on the small image);
   delivered per camera, of those sent.
 Settings: ``large_data`` (FASTDDS_BUILTIN_TRANSPORTS=LARGE_DATA, what scripts/ros_env.sh exported
 before), ``default`` (Fast DDS defaults: UDPv4 + SHM, 512 KiB segment), ``profile``
-(config/fastdds_large_data.xml: SHM with a 64 MiB segment + UDPv4). A benchmark: nothing asserts.
+(config/fastdds_large_data.xml: SHM with a 64 MiB segment + UDPv4), ``profile_and_large_data`` (both
+variables set), ``shm_only`` (the profile without UDPv4). A benchmark: nothing asserts.
 """
 from __future__ import annotations
 
@@ -45,11 +47,23 @@ CONFIGS = {
     "large_data": {"FASTDDS_BUILTIN_TRANSPORTS": "LARGE_DATA"},
     "default": {},
     "profile": {"FASTDDS_DEFAULT_PROFILES_FILE": str(PROFILE)},
-    "x_ld_opts": {"FASTDDS_BUILTIN_TRANSPORTS": "LARGE_DATA?max_msg_size=16MB&sockets_size=64MB"},
-    "x_shm16_udp": {"FASTDDS_DEFAULT_PROFILES_FILE": "/tmp/shm16_udp.xml"},
-    "x_shm_only": {"FASTDDS_DEFAULT_PROFILES_FILE": "/tmp/shm_only.xml"},
-    "x_profile_plus_env": {"FASTDDS_DEFAULT_PROFILES_FILE": str(PROFILE), "FASTDDS_BUILTIN_TRANSPORTS": "LARGE_DATA"},
+    # the profile wins over the builtin-transport variable (an old shell may still export it)
+    "profile_and_large_data": {"FASTDDS_DEFAULT_PROFILES_FILE": str(PROFILE),
+                               "FASTDDS_BUILTIN_TRANSPORTS": "LARGE_DATA"},
+    # the profile without UDPv4: samples go unfragmented (UDP caps every fragment at 64 KB), but
+    # nothing reaches other hosts; written into the work folder at run time (shm_only_profile)
+    "shm_only": {"FASTDDS_DEFAULT_PROFILES_FILE": "{workdir}/fastdds_shm_only.xml"},
 }
+
+
+def shm_only_profile(path: Path) -> Path:
+    """The shipped profile with shared memory alone and 16 MiB messages (one fragment per image)."""
+    xml = PROFILE.read_text()
+    xml = xml.replace("<segment_size>67108864</segment_size>",
+                      "<segment_size>67108864</segment_size>\n        <maxMessageSize>16777216</maxMessageSize>")
+    xml = xml.replace("          <transport_id>dsdrive_udp</transport_id>\n", "")
+    path.write_text(xml)
+    return path
 
 
 def _pct(xs: list[float], q: float) -> float | None:
@@ -128,9 +142,10 @@ def run_subscriber(args: argparse.Namespace) -> None:
     from rclpy.serialization import deserialize_message
     from sensor_msgs.msg import Image
 
-    from dsdrive_ros.frames import image_from_msg
+    from dsdrive_ros.frames import FrameReducer, image_from_msg
 
     node, ex = _init("dds_probe_sub")
+    reducer = FrameReducer(*MODEL_HW)
     got: dict[str, list] = {c: [] for c in CAMERAS}  # (stamp_ns, recv_ns, deser_ms, full_ms, small_ms)
     small = np.empty((*MODEL_HW, 3), np.uint8)
 
@@ -144,11 +159,10 @@ def run_subscriber(args: argparse.Namespace) -> None:
             t0 = time.perf_counter()
             msg = deserialize_message(data, Image)
             t1 = time.perf_counter()
-            image_from_msg(msg, "rgb")                     # full-size cvtColor
+            # before: RGB at camera size (cvtColor), then the Preprocessor's direct INTER_AREA
+            cv2.resize(image_from_msg(msg, "rgb"), MODEL_HW[::-1], dst=small, interpolation=cv2.INTER_AREA)
             t2 = time.perf_counter()
-            bgr = image_from_msg(msg, "bgr")               # zero-copy view
-            cv2.resize(bgr, MODEL_HW[::-1], dst=small, interpolation=cv2.INTER_AREA)
-            cv2.cvtColor(small, cv2.COLOR_BGR2RGB)
+            reducer.image_msg(msg)                         # now: view, 2x2 mean, INTER_AREA, swap
             t3 = time.perf_counter()
             got[cam].append((sec * 1_000_000_000 + nsec, recv, (t1 - t0) * 1e3, (t2 - t1) * 1e3,
                              (t3 - t2) * 1e3))
@@ -168,7 +182,8 @@ def run_subscriber(args: argparse.Namespace) -> None:
 def probe(config: str, args: argparse.Namespace, workdir: Path, domain: int) -> dict[str, Any]:
     env = {k: v for k, v in os.environ.items()
            if k not in ("FASTDDS_BUILTIN_TRANSPORTS", "FASTDDS_DEFAULT_PROFILES_FILE")}
-    env.update(CONFIGS[config], ROS_DOMAIN_ID=str(domain), PYTHONUNBUFFERED="1")
+    env.update({k: v.format(workdir=workdir) for k, v in CONFIGS[config].items()},
+               ROS_DOMAIN_ID=str(domain), PYTHONUNBUFFERED="1")
     common = [sys.executable, __file__, "--size", args.size, "--rate", str(args.rate),
               "--seconds", str(args.seconds)] + (["--lean"] if args.lean else [])
     sub_out, pub_out = workdir / f"{config}_sub.json", workdir / f"{config}_pub.json"
@@ -197,8 +212,8 @@ def probe(config: str, args: argparse.Namespace, workdir: Path, domain: int) -> 
         "env": CONFIGS[config], "load_avg_start": load, "message_bytes": pub["bytes"],
         "delivered": per_cam, "delivered_ratio": round(len(transport) / max(1, n_sent), 4),
         "publish_bytes_ms": _dist(publish), "transport_ms": _dist(transport),
-        "deserialize_ms": _dist(deser), "convert_full_res_rgb_ms": _dist(full),
-        "resize_then_swap_ms": _dist(small),
+        "deserialize_ms": _dist(deser), "convert_before_ms": _dist(full),
+        "convert_now_ms": _dist(small),
         "python_message_path_ms": {k: [round(x, 2) for x in v] for k, v in pub["python_path"].items()},
     }
 
@@ -208,7 +223,7 @@ def main() -> int:
     ap.add_argument("--size", default="1280x720", help="WIDTHxHEIGHT of each camera")
     ap.add_argument("--rate", type=float, default=10.0, help="camera sets per second")
     ap.add_argument("--seconds", type=float, default=10.0)
-    ap.add_argument("--configs", default="large_data,default,profile")
+    ap.add_argument("--configs", default=",".join(CONFIGS))
     ap.add_argument("--lean", action="store_true",
                     help="the subscriber only records arrival (no deserialize/convert): transport alone")
     ap.add_argument("--out", type=Path, default=None)
@@ -227,13 +242,14 @@ def main() -> int:
                            "size": args.size, "rate_hz": args.rate, "seconds": args.seconds,
                            "cameras": len(CAMERAS), "lean_subscriber": args.lean, "configs": {}}
     workdir = Path(tempfile.mkdtemp(prefix="dds_probe_"))
+    shm_only_profile(workdir / "fastdds_shm_only.xml")
     domain = 1 + (os.getpid() * 7) % 200
     for config in [c.strip() for c in args.configs.split(",") if c.strip()]:
         res["configs"][config] = r = probe(config, args, workdir, domain)
         print(f"{config:11s} delivered {r['delivered']} transport p50 {r['transport_ms']['p50']} ms "
               f"p99 {r['transport_ms']['p99']} ms; publish p50 {r['publish_bytes_ms']['p50']} ms; "
-              f"deserialize p50 {r['deserialize_ms']['p50']} ms; convert full {r['convert_full_res_rgb_ms']['p50']}"
-              f" vs resize-first {r['resize_then_swap_ms']['p50']} ms", flush=True)
+              f"deserialize p50 {r['deserialize_ms']['p50']} ms; convert before {r['convert_before_ms']['p50']}"
+              f" vs now {r['convert_now_ms']['p50']} ms", flush=True)
     res["load_avg_end"] = [round(x, 2) for x in os.getloadavg()]
     out = args.out or RESULTS / f"dds_probe_{args.size}_{int(args.rate)}hz.json"
     out.write_text(json.dumps(res, indent=1))

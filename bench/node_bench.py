@@ -140,7 +140,6 @@ class Rig(BackgroundNode):
         from sensor_msgs.msg import CompressedImage, Image
         from std_msgs.msg import String
 
-        from dsdrive_ros.frames import fill_compressed_msg, fill_image_msg
         from dsdrive_ros.msg import DrivingPlan
 
         self.cameras = cameras
@@ -155,18 +154,7 @@ class Rig(BackgroundNode):
             "compressed": {c: node.create_publisher(CompressedImage, f"/camera/{c}/image_raw/compressed",
                                                     qos_profile_sensor_data) for c in cameras},
         }
-        # Pre-built messages (only the stamp changes when publishing): the publisher costs little.
-        self.msgs = {
-            "raw": [{c: fill_image_msg(Image(), f[c], "rgb8") for c in cameras} for f in sets],
-            "compressed": [{c: fill_compressed_msg(CompressedImage(), f[c], "jpeg", 85) for c in cameras}
-                           for f in sets],
-        }
-        for kind in self.msgs:
-            for s in self.msgs[kind]:
-                for c, m in s.items():
-                    m.header.frame_id = f"camera_{c}"
-        self.jpeg_bytes = float(np.mean([len(m.data) for s in self.msgs["compressed"] for m in s.values()]))
-        self.raw_bytes = int(len(self.msgs["raw"][0][cameras[0]].data))
+        self._build_messages(sets)
         latched = QoSProfile(depth=1, reliability=ReliabilityPolicy.RELIABLE,
                              durability=DurabilityPolicy.TRANSIENT_LOCAL)
         self.instruction = node.create_publisher(String, "/instruction", latched)
@@ -177,6 +165,24 @@ class Rig(BackgroundNode):
         node.create_subscription(String, "/dsdrive/reasoning", self._on_reasoning, out)
         node.create_subscription(DiagnosticArray, "/diagnostics", self._on_diag, 10)
         self._String = String
+
+    def _build_messages(self, sets: list[dict[str, np.ndarray]]) -> None:
+        """Pre-built messages (only the stamp changes when publishing): the publisher costs little."""
+        from sensor_msgs.msg import CompressedImage, Image
+
+        from dsdrive_ros.frames import fill_compressed_msg, fill_image_msg
+
+        self.msgs = {
+            "raw": [{c: fill_image_msg(Image(), f[c], "rgb8") for c in self.cameras} for f in sets],
+            "compressed": [{c: fill_compressed_msg(CompressedImage(), f[c], "jpeg", 85) for c in self.cameras}
+                           for f in sets],
+        }
+        for kind in self.msgs:
+            for s in self.msgs[kind]:
+                for c, m in s.items():
+                    m.header.frame_id = f"camera_{c}"
+        self.jpeg_bytes = float(np.mean([len(m.data) for s in self.msgs["compressed"] for m in s.values()]))
+        self.raw_bytes = int(len(self.msgs["raw"][0][self.cameras[0]].data))
 
     # ---- executor side ----
 
@@ -312,6 +318,7 @@ def collect(rig: Rig, stamps: list[int]) -> list[dict]:
             "frames_dropped": 0 if plan is None else plan["frames_dropped"],
             "transport_in": None if v.get("in_wall_ns") is None else (v["in_wall_ns"] - s) / 1e6,
             "decode_sum": float(sum(dec)) if dec else None,
+            "resize_sum": float(sum(v["resize_ms"])) if v.get("resize_ms") else None,
             "sync": v.get("sync_ms"),
             "queue_wait": v.get("queue_wait_ms"),
             "preprocess": v.get("preprocess_ms"),
@@ -324,7 +331,7 @@ def collect(rig: Rig, stamps: list[int]) -> list[dict]:
     return rows
 
 
-STAGE_KEYS = ("transport_in", "decode_sum", "sync", "queue_wait", "preprocess", "inference", "parse",
+STAGE_KEYS = ("transport_in", "decode_sum", "resize_sum", "sync", "queue_wait", "preprocess", "inference", "parse",
               "fill_publish", "transport_out", "e2e")
 
 
