@@ -198,6 +198,8 @@ def main() -> int:
     ap.add_argument("--warmup", type=int, default=20, help="camera sets at 10 Hz before measuring")
     ap.add_argument("--phases", default="", help="comma list of phase labels (default: all)")
     ap.add_argument("--out", type=Path, default=RESULTS / "camera_res.json")
+    ap.add_argument("-p", "--param", action="append", default=[], metavar="NAME:=VALUE",
+                    help="extra node parameter (repeatable), e.g. -p qos.depth:=2")
     args = ap.parse_args()
     args.model_dir = args.model_dir.resolve()
     from dsdrive_ros.node.process import node_env, private_domain, use_dds_profile
@@ -219,6 +221,11 @@ def main() -> int:
         "dds_profile": profile, "ros_domain_id": domain, "seconds_per_phase": args.seconds,
         "load_avg_start": nb._load(), "phases": {},
     }
+    res["node_params"] = args.param
+    if args.param:  # node_bench starts every node with its own few parameters: add these
+        start = nb.start_node
+        extra = dict(p.split(":=", 1) for p in args.param)
+        nb.start_node = lambda model_dir, workdir, params, env: start(model_dir, workdir, {**params, **extra}, env)
     workdir = Path(tempfile.mkdtemp(prefix="camera_res_"))
     rig = CameraRig(cameras)
     try:
