@@ -25,6 +25,12 @@ BUILD_INPUTS := package.xml CMakeLists.txt $(wildcard msg/*.msg) \
 	$(shell find dsdrive_ros scripts launch config models -type f \
 	  -not -path '*/__pycache__/*' -not -name '*.pyc' 2>/dev/null)
 
+# Upstream launch + launch_ros sources for the launch tests where no ROS 2 install provides them
+# (read-only, beside the clone; scripts/ros_env.sh puts them on PYTHONPATH after any installed
+# launch). launch_ros needs the composition_interfaces service package: built into install/.
+LAUNCH_VENDOR ?= $(abspath ../shared/vendor/ros2-launch)
+LAUNCH_STAMP := install/.dsdrive-launch-stamp
+
 RANDOM_MODEL_DIR := build/models/random-tiny
 MODEL_DIR ?= $(if $(wildcard models/dsdrive-tiny/planner.onnx),models/dsdrive-tiny,$(RANDOM_MODEL_DIR))
 MODEL_INPUTS := $(wildcard export/to_onnx.py) \
@@ -36,7 +42,7 @@ DEMO_OUT ?= out/demo
 
 PYTEST_ARGS ?=
 
-.PHONY: help venv build rebuild model sample demo test clean distclean
+.PHONY: help venv build rebuild launch-support model sample demo test clean distclean
 
 help:
 	@echo "make venv       .venv with the pinned ML + ROS 2 wheels (requirements*.txt)"
@@ -74,6 +80,16 @@ $(BUILD_STAMP): $(VENV_STAMP) $(BUILD_INPUTS)
 	  --cmake-args -DBUILD_TESTING=OFF -DPython3_EXECUTABLE=$(abspath $(VENV))/bin/python3
 	touch $@
 
+# With neither an installed launch nor $(LAUNCH_VENDOR), the launch tests skip and say why.
+launch-support: $(if $(wildcard $(LAUNCH_VENDOR)/README.md),$(LAUNCH_STAMP))
+
+$(LAUNCH_STAMP): | $(BUILD_STAMP)
+	DSDRIVE_NO_INSTALL=1 $(ROS_ENV) && colcon build \
+	  --paths $(LAUNCH_VENDOR)/rcl_interfaces_repo/composition_interfaces \
+	  --build-base build --install-base install --event-handlers console_cohesion+ \
+	  --cmake-args -DBUILD_TESTING=OFF -DPython3_EXECUTABLE=$(abspath $(VENV))/bin/python3
+	touch $@
+
 # --------------------------------------------------------------------------------------- model
 model: $(if $(filter $(RANDOM_MODEL_DIR),$(MODEL_DIR)),$(RANDOM_MODEL_DIR)/planner.onnx)
 	@test -f $(MODEL_DIR)/planner.onnx -a -f $(MODEL_DIR)/config.json || { echo "no planner.onnx + config.json in MODEL_DIR=$(MODEL_DIR)" >&2; exit 1; }
@@ -98,7 +114,7 @@ demo: build model $(SAMPLE_BAG)
 
 # ---------------------------------------------------------------------------------------- test
 # pytest's exit code 5 (no tests collected) fails the target like any other failure.
-test: build model
+test: build model launch-support
 	$(ROS_ENV) && export DSDRIVE_TEST_MODEL_DIR=$(abspath $(MODEL_DIR)) && \
 	rc=0 && pytest $(PYTEST_ARGS) || rc=$$?; \
 	if [ $$rc -eq 5 ]; then echo "make test: pytest collected no tests" >&2; fi; \

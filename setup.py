@@ -41,9 +41,10 @@ setup(
         "opencv-python-headless>=4.9",
         "rosbags>=0.10",
         "transforms3d>=0.4",
+        "PyYAML>=6.0",  # training configs
     ],
     extras_require={
-        "sim": ["eclipse-sumo>=1.20", "libsumo>=1.20"],
+        "sim": ["eclipse-sumo>=1.20", "libsumo>=1.20", "sumolib>=1.20", "traci>=1.20"],
         "test": ["pytest>=8", "pytest-timeout>=2.3"],
     },
     options={"build": {"build_base": _BUILD_BASE}, "egg_info": {"egg_base": _BUILD_BASE}},

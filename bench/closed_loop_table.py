@@ -5,7 +5,7 @@
         --row "model=runs/eval/m-s7,runs/eval/m-s8" [--out bench/results/closed_loop_30.json]
 
 Each row is LABEL=RUN[,RUN...]; a RUN is a `dsdrive-eval --out` folder or its results.json (as kept
-in a model's closed_loop/). The routes of a row's runs are pooled:
+in bench/results/closed_loop/). The routes of a row's runs are pooled:
 DS, RC and IS are means over all of them (the LangAuto / CARLA-leaderboard mean), and the per-run DS
 means are listed beside them to show the spread. Rows must cover the same route seeds; the script
 refuses rows that do not, so that no table compares different routes.

@@ -4,14 +4,14 @@
     python export/to_onnx.py --checkpoint CKPT_DIR --out MODEL_DIR
     python export/to_onnx.py --random --preset tiny --out build/models/random-tiny
 
-The same as the installed `dsdrive-export` (dsdrive_ros/export/cli.py); this runs from a checkout.
+The same as the installed `dsdrive-export`.
+
+Thin entry point: the code is dsdrive_ros.export.cli:main. Run it where dsdrive_ros is importable
+(`. scripts/ros_env.sh`, a sourced colcon install, `pip install .`, or PYTHONPATH=<repo root>).
 """
 import sys
-from pathlib import Path
 
-sys.path.insert(0, str(Path(__file__).resolve().parents[1]))  # run from a checkout without installing
-
-from dsdrive_ros.export.cli import main  # noqa: E402
+from dsdrive_ros.export.cli import main
 
 if __name__ == "__main__":
     sys.exit(main())

@@ -3,49 +3,12 @@
 
     python export/to_tensorrt.py --onnx-dir MODEL_DIR --precision fp16|fp32|int8 [--engine-cache-dir DIR] [--build-only]
 
-int8 builds the planner from planner.int8.onnx (Q/DQ, from export/quantize.py): no calibrator.
-Engines are cached under sha256(onnx) + TensorRT version + GPU compute capability + precision.
-Without --build-only, one planner step is run as a smoke test after the build.
+Thin entry point: the code is dsdrive_ros.export.tensorrt_cli:main. Run it where dsdrive_ros is importable
+(`. scripts/ros_env.sh`, a sourced colcon install, `pip install .`, or PYTHONPATH=<repo root>).
 """
-from __future__ import annotations
-
-import argparse
-import logging
 import sys
-from pathlib import Path
 
-sys.path.insert(0, str(Path(__file__).resolve().parents[1]))  # run from a checkout without installing
-
-from dsdrive_ros.export.tensorrt_build import PRECISIONS, TensorRTUnavailable, ensure_engines  # noqa: E402
-from dsdrive_ros.runners import ModelSpec, ModelSpecError  # noqa: E402
-
-
-def main(argv: list[str] | None = None) -> int:
-    ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    ap.add_argument("--onnx-dir", type=Path, required=True)
-    ap.add_argument("--precision", choices=PRECISIONS, default="fp16")
-    ap.add_argument("--engine-cache-dir", type=Path, default=None, help="default: ONNX_DIR/engines")
-    ap.add_argument("--build-only", action="store_true", help="build and cache, do not run")
-    args = ap.parse_args(argv)
-    logging.basicConfig(level=logging.INFO, format="%(message)s")
-    try:
-        spec = ModelSpec.load(args.onnx_dir)
-        paths = ensure_engines(spec, args.precision, args.engine_cache_dir or spec.dir / "engines")
-    except TensorRTUnavailable as e:
-        print(f"error: {e}", file=sys.stderr)
-        return 3
-    except (ModelSpecError, FileNotFoundError, RuntimeError) as e:
-        print(f"error: {e}", file=sys.stderr)
-        return 2
-    for graph, path in paths.items():
-        print(f"{graph}: {path}")
-    if not args.build_only:
-        from dsdrive_ros.runners.base import zero_inputs
-        from dsdrive_ros.runners.tensorrt_runner import TensorRTRunner
-        runner = TensorRTRunner(spec, args.precision, args.engine_cache_dir, build=False)
-        print("smoke test waypoints:", runner.plan(zero_inputs(spec))["waypoints"].tolist())
-    return 0
-
+from dsdrive_ros.export.tensorrt_cli import main
 
 if __name__ == "__main__":
     sys.exit(main())

@@ -6,10 +6,13 @@ Plays the bag with --clock, runs the node (dsdrive.launch.py) with use_sim_time:
 if `record` is set, records the node's outputs into that bag folder. Without a ROS install
 (PyPI wheels only) use the `dsdrive-replay` command instead, which needs no launch/ros2 CLI.
 
+    ros2 launch dsdrive_ros replay.launch.py bag:=/data/drive_0001 rviz:=true
+
 Arguments: bag (required), rate (1.0), start_delay_s (2.0: lets the node load its model and
-subscribe before the bag starts), record ('' = do not record), dds_profile (the Fast DDS profile of
+subscribe before the bag starts), record ('' = do not record), rviz (false: start rviz2 with
+rviz_config, default share/dsdrive_ros/config/dsdrive.rviz), dds_profile (the Fast DDS profile of
 the player, recorder and node; see dsdrive.launch.py), plus all of dsdrive.launch.py's arguments
-(namespace, params_file, model_dir, <cam>_image_topic, ...).
+(namespace, params_file, model_dir, camera_topic_prefix, every node parameter, ...).
 """
 import os
 
@@ -17,11 +20,14 @@ from ament_index_python.packages import get_package_share_directory
 from launch import LaunchDescription
 from launch.actions import (DeclareLaunchArgument, ExecuteProcess, IncludeLaunchDescription,
                             OpaqueFunction, TimerAction)
+from launch.conditions import IfCondition
 from launch.launch_description_sources import PythonLaunchDescriptionSource
 from launch.substitutions import LaunchConfiguration
+from launch_ros.actions import Node
 
 PACKAGE = "dsdrive_ros"
 NODE_LAUNCH = "dsdrive.launch.py"
+RVIZ_CONFIG = os.path.join("config", "dsdrive.rviz")
 DDS_PROFILE_ENV = "FASTDDS_DEFAULT_PROFILES_FILE"
 # What the node publishes (relative to its namespace) and /diagnostics.
 OUTPUT_TOPICS = ("dsdrive/path", "dsdrive/plan", "dsdrive/reasoning", "/diagnostics")
@@ -67,6 +73,9 @@ def generate_launch_description():
             "params_file",
             default_value=os.path.join(share, "config", "dsdrive.params.yaml"),
             description="dsdrive_node parameter file"),
+        DeclareLaunchArgument("rviz", default_value="false", description="start rviz2"),
+        DeclareLaunchArgument("rviz_config", default_value=os.path.join(share, RVIZ_CONFIG),
+                              description="rviz2 display config"),
         DeclareLaunchArgument(
             "dds_profile",
             default_value=os.environ.get(DDS_PROFILE_ENV)
@@ -82,4 +91,8 @@ def generate_launch_description():
             "dds_profile": LaunchConfiguration("dds_profile"),
         }.items(),
     )
-    return LaunchDescription(arguments + [node, OpaqueFunction(function=_bag_processes)])
+    rviz = Node(package="rviz2", executable="rviz2", name="rviz2",
+                arguments=["-d", LaunchConfiguration("rviz_config")],
+                parameters=[{"use_sim_time": True}], output="screen",
+                condition=IfCondition(LaunchConfiguration("rviz")))
+    return LaunchDescription(arguments + [node, rviz, OpaqueFunction(function=_bag_processes)])

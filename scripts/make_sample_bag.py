@@ -43,7 +43,7 @@ def _shrink(images, max_width: int | None):
 def main(argv: list[str] | None = None) -> int:
     ap = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     ap.add_argument("--out", default="samples/sample", help="bag directory to create")
-    ap.add_argument("--town", default="grid5", help="held-out town (dsdrive_ros.sim.world.HELDOUT_TOWNS)")
+    ap.add_argument("--town", default="grid5", help="a town no training used (val or test split, dsdrive_ros.sim.towns)")
     ap.add_argument("--seed", type=int, default=424254)  # two right turns, four instructions
     ap.add_argument("--seconds", type=float, default=30.0)
     ap.add_argument("--rate-hz", type=float, default=None, help="episode rate (default: the episode's own, else 10)")
@@ -53,9 +53,9 @@ def main(argv: list[str] | None = None) -> int:
     args = ap.parse_args(argv)
 
     try:
-        from dsdrive_ros.sim.world import HELDOUT_TOWNS
-        if args.town not in HELDOUT_TOWNS:
-            print(f"warning: town {args.town!r} is not held out ({HELDOUT_TOWNS})", file=sys.stderr)
+        from dsdrive_ros.sim.towns import TRAINING_TOWNS
+        if args.town in TRAINING_TOWNS:
+            print(f"warning: town {args.town!r} is a training town", file=sys.stderr)
     except ImportError:
         pass
 

@@ -62,3 +62,17 @@ if [ -z "${DSDRIVE_NO_INSTALL:-}" ] && [ -f "$DSDRIVE_ROOT/install/setup.sh" ]; 
   if [ -n "$_dsdrive_had_u" ]; then set -u; fi
   unset _dsdrive_had_u
 fi
+
+# Upstream launch + launch_ros (../shared/vendor/ros2-launch, beside the clone) for the launch
+# tests, where the PyPI wheels have none: after everything above, so that a ROS 2 install's own
+# launch comes first. composition_interfaces (launch_ros needs it) is built by `make launch-support`.
+DSDRIVE_LAUNCH_VENDOR="${DSDRIVE_LAUNCH_VENDOR:-$DSDRIVE_ROOT/../shared/vendor/ros2-launch}"
+if [ -d "$DSDRIVE_LAUNCH_VENDOR/launch_ros_repo" ]; then
+  for _dsdrive_p in launch launch_xml launch_yaml launch_ros_repo/launch_ros; do
+    case ":${PYTHONPATH:-}:" in
+      *":$DSDRIVE_LAUNCH_VENDOR/$_dsdrive_p:"*) ;;
+      *) export PYTHONPATH="${PYTHONPATH:+$PYTHONPATH:}$DSDRIVE_LAUNCH_VENDOR/$_dsdrive_p" ;;
+    esac
+  done
+  unset _dsdrive_p
+fi

@@ -91,7 +91,9 @@ def test_lifecycle_transitions(model_dir: Path, tmp_path: Path) -> None:
         assert lc.state() == State.PRIMARY_STATE_ACTIVE
         rig.wait_discovery(node, 20.0)
         assert rig.serves(), node.log()[-3000:]
-        rig.wait_diag(lambda lv, m, v: not m.startswith("inactive") and int(v.get("plans", "0")) >= 1)
+        level, msg, values = rig.wait_diag(
+            lambda lv, m, v: not m.startswith("inactive") and int(v.get("plans", "0")) >= 1)
+        assert not msg.startswith("inactive") and int(values.get("plans", "0")) >= 1, (level, msg, values)
 
         # deactivate: nothing published, subscriptions gone
         assert lc.transition(Transition.TRANSITION_DEACTIVATE), node.log()[-3000:]
@@ -99,7 +101,8 @@ def test_lifecycle_transitions(model_dir: Path, tmp_path: Path) -> None:
         time.sleep(0.5)  # a Path planned before the transition may still be on its way
         assert rig.h.wait_for(lambda: all(p.get_subscription_count() == 0 for p in rig.cams.values()), 10.0)
         _no_paths_while_sending(rig, 1.0)
-        rig.wait_diag(lambda lv, m, v: m.startswith("inactive"))
+        level, msg, _ = rig.wait_diag(lambda lv, m, v: m.startswith("inactive"))
+        assert msg.startswith("inactive"), (level, msg)
 
         # activate again: Paths again
         assert lc.transition(Transition.TRANSITION_ACTIVATE)

@@ -220,12 +220,14 @@ def test_raw_stream_robustness_and_shutdown(model_dir: Path, tmp_path: Path) -> 
         assert cam_level == 1 and "stale" in cam_msg
 
         # ---- it recovers when frames come back ----
-        n_before = len(rig.paths())
-        stamps2 = rig.stream(3000.0, 5)
+        n_before, mark = len(rig.paths()), rig.mark()
+        stamps2 = rig.stream(3000.0, 10)  # 2 s of frames: at least one diagnostics period sees plans
         assert rig.h.wait_for(lambda: len(rig.paths()) > n_before, OUTPUT_TIMEOUT), node.log()[-3000:]
         for p in rig.paths()[n_before:]:
             _check_path(p, set(stamps2))
-        rig.wait_diag(lambda lv, m, v: lv == 0, timeout=5.0)  # may stay WARN on a slow machine
+        # the ERROR clears (a slow machine may still WARN about latency or drops, so not level 0)
+        level, msg, _ = rig.wait_diag(lambda lv, m, v: lv < 2 and "no plan" not in m, since=mark)
+        assert level < 2 and "no plan" not in msg, (level, msg)
 
         # ---- clean shutdown on SIGTERM ----
         rc = node.stop(signal.SIGTERM)

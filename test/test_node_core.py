@@ -14,7 +14,7 @@ import pytest
 from dsdrive_ros.node.core import LatestSlot, PlanningCore, ReasoningWorker
 from dsdrive_ros.node.diagnostics import ERROR, OK, WARN, DiagnosticsState, evaluate
 from dsdrive_ros.node.params import PARAMS, ConfigError, NodeConfig, check_cameras, validate_update
-from dsdrive_ros.outputs.parse import PlanParseError
+from dsdrive_ros.outputs.parse import ImplausiblePlan, PlanParseError, PlausibilityLimits
 
 CAMS = ["front", "left", "right", "rear"]
 SPEC = {
@@ -182,6 +182,47 @@ def test_core_invalid_output_and_failure_are_counted():
     assert core.consecutive_failures == 0
 
 
+def test_core_drops_sets_older_than_max_frame_age():
+    core = PlanningCore(SPEC, FakeSession(), clock=FakeClock(), max_frame_age_ms=200.0)
+    now_ns = 50 * 10**9
+    _send(core, now_ns - 150_000_000)
+    fresh = core.next_set(0)
+    assert core.too_old(fresh, now_ns) is None
+    _send(core, now_ns - 100_000_000)  # completes a newer set: the planning thread takes that one
+    assert core.too_old(core.next_set(0), now_ns + 300_000_000) == pytest.approx(400.0)
+    assert core.counters.get("sets_too_old") == 1 and core.planner_idle.is_set()
+    assert core.too_old(fresh, 0) is None, "no clock yet (sim time before /clock): never dropped"
+    out, _ = core.plan(fresh)
+    assert out.frames_dropped == 1, "a set dropped as too old counts as skipped in the next plan"
+    core.set_limits(max_frame_age_ms=0.0)  # off
+    _send(core, 1)
+    assert core.too_old(core.next_set(0), now_ns) is None and core.counters.get("sets_too_old") == 1
+
+
+def test_core_drops_implausible_plans_when_enabled():
+    sess = FakeSession()  # plans (1,1), (2,2), ... (5,5): first waypoint 1.41 m, 2.83 m/s
+    core = PlanningCore(SPEC, sess, clock=FakeClock(),
+                        plausibility=PlausibilityLimits(max_first_waypoint_m=1.0, max_speed_mps=2.0))
+    _send(core, 1)
+    core.plan(core.next_set(0))  # off by default: published whatever the bounds
+    core.set_plausibility(drop=True)
+    _send(core, 2)
+    with pytest.raises(ImplausiblePlan, match="first waypoint 1.4 m"):
+        core.plan(core.next_set(0))
+    core.set_plausibility(max_first_waypoint_m=2.0)
+    _send(core, 3)
+    with pytest.raises(ImplausiblePlan, match="imply 2.8 m/s"):
+        core.plan(core.next_set(0))
+    assert core.counters.get("implausible_plans") == 2 and core.counters.get("plans") == 1
+    assert core.consecutive_failures == 0 and core.counters.get("invalid_outputs") == 0
+    core.set_plausibility(max_speed_mps=3.0)
+    _send(core, 4)
+    core.plan(core.next_set(0))
+    assert core.counters.get("plans") == 2
+    st = evaluate(core.snapshot(), 1e9, DiagnosticsState())[0]
+    assert st.values["implausible_plans"] == "2" and "implausible plans dropped: 2" in st.message
+
+
 def test_core_speed_odom_validation_and_staleness():
     clock = FakeClock()
     core = PlanningCore(SPEC, FakeSession(), clock=clock, stale_after_ms=500)
@@ -239,6 +280,7 @@ def test_reasoning_worker_latest_only_and_rate_limited():
         time.sleep(0.3)
         assert seen == [("text 1", 1), ("text 5", 5)]
         assert w.counters.get("skipped") == 3
+        assert (w.last.text, w.last.stamp_ns) == ("text 5", 5) and w.last.gen_ms > 0
     finally:
         w.stop()
 
@@ -365,6 +407,10 @@ def test_node_config_validation():
         NodeConfig.from_dict({"model_dir": "/m", "frobnicate": 1})
     with pytest.raises(ConfigError, match="anchor_camera"):
         NodeConfig.from_dict({"model_dir": "/m", "anchor_camera": "roof"})
+    cfg = NodeConfig.from_dict({"model_dir": "/m", "plausibility.max_speed_mps": 30.0})
+    assert cfg.plausibility == PlausibilityLimits(max_first_waypoint_m=20.0, max_speed_mps=30.0)
+    with pytest.raises(ConfigError, match="max_frame_age_ms"):
+        NodeConfig.from_dict({"model_dir": "/m", "max_frame_age_ms": -1.0})
 
 
 def test_check_cameras():

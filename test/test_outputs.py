@@ -7,7 +7,16 @@ import math
 import numpy as np
 import pytest
 
-from dsdrive_ros.outputs.parse import PlanOutput, PlanParseError, parse_plan, spec_value, waypoint_times
+from dsdrive_ros.outputs.markers import NAMESPACES, end_color, plan_markers
+from dsdrive_ros.outputs.parse import (
+    PlanOutput,
+    PlanParseError,
+    PlausibilityLimits,
+    implausibility,
+    parse_plan,
+    spec_value,
+    waypoint_times,
+)
 
 SPEC = {
     "cameras": ["front", "left", "right", "rear"],
@@ -152,12 +161,14 @@ def test_fill_plan():
         pytest.skip("dsdrive_ros.msg not built (make build; . scripts/ros_env.sh)")
     plan = _plan()
     plan.reasoning = "clear road ahead"
+    plan.reasoning_stamp_ns = STAMP - 500_000_000
     plan.frame_age_ms = 33.0
     msg = fill.fill_plan(plan, DrivingPlan())
     assert fill.time_to_ns(msg.header.stamp) == STAMP and msg.header.frame_id == "base_link"
     assert len(msg.path.poses) == 5 and fill.time_to_ns(msg.path.header.stamp) == STAMP
     np.testing.assert_allclose(list(msg.waypoint_times_s), [0.5, 1.0, 1.5, 2.0, 2.5])
     assert msg.instruction == "go straight" and msg.reasoning == "clear road ahead"
+    assert fill.time_to_ns(msg.reasoning_stamp) == STAMP - 500_000_000
     assert msg.end_probability == pytest.approx(0.2) and msg.end_of_instruction is False
     assert msg.model_latency_ms == pytest.approx(7.0) and msg.frame_age_ms == pytest.approx(33.0)
     assert msg.frames_dropped == 2 and msg.backend == "ort"
@@ -166,3 +177,96 @@ def test_fill_plan():
 
     back = deserialize_message(serialize_message(msg), DrivingPlan)
     assert back.path.poses[4].pose.position.x == pytest.approx(10.0)
+
+
+def test_fill_reasoning_stamped():
+    fill = pytest.importorskip("dsdrive_ros.outputs.fill")
+    try:
+        from dsdrive_ros.msg import Reasoning
+    except ImportError:
+        pytest.skip("dsdrive_ros.msg not built (make build; . scripts/ros_env.sh)")
+    from rclpy.serialization import deserialize_message, serialize_message
+
+    msg = fill.fill_reasoning_stamped("stop: red light", stamp_ns=STAMP, frame_id="base_link",
+                                      generation_ms=123.5, generated_ns=STAMP + 2_000_000_000)
+    back = deserialize_message(serialize_message(msg), Reasoning)
+    assert fill.time_to_ns(back.header.stamp) == STAMP and back.header.frame_id == "base_link"
+    assert back.text == "stop: red light" and back.generation_ms == pytest.approx(123.5)
+    assert fill.time_to_ns(back.generated_stamp) == STAMP + 2_000_000_000
+
+
+LIMITS = PlausibilityLimits(max_first_waypoint_m=5.0, max_speed_mps=20.0)
+TIMES = np.array([0.5, 1.0, 1.5])
+
+
+@pytest.mark.parametrize("wp, why", [
+    ([[2.0, 0.0], [4.0, 0.5], [6.0, 1.0]], ""),                 # 4 m/s along a gentle curve
+    ([[0.0, 0.0], [0.0, 0.0], [0.0, 0.0]], ""),                 # standing still
+    ([[5.5, 0.0], [7.0, 0.0], [9.0, 0.0]], "first waypoint 5.5 m"),
+    ([[3.0, 4.1], [4.0, 4.1], [5.0, 4.1]], "first waypoint 5.1 m"),  # lateral distance counts
+    ([[2.0, 0.0], [4.0, 0.0], [14.5, 0.0]], "waypoints 2->3 imply 21.0 m/s"),
+])
+def test_implausibility(wp, why):
+    got = implausibility(np.array(wp), TIMES, LIMITS)
+    assert (why in got) if why else got == "", got
+
+
+def test_end_color_goes_green_to_red():
+    assert end_color(0.0)[:3] == pytest.approx((0.0, 1.0, 0.1))
+    assert end_color(0.5)[:3] == pytest.approx((1.0, 1.0, 0.1))
+    assert end_color(1.0)[:3] == pytest.approx((1.0, 0.0, 0.1))
+    assert end_color(7.0) == end_color(1.0) and end_color(0.3, 0.5).a == 0.5
+
+
+def test_plan_markers_layout():
+    plan = _plan()
+    specs = plan_markers(plan)
+    assert [m.ns for m in specs] == list(NAMESPACES)
+    line, spheres, reasoning, instruction = specs
+    assert line.kind == "LINE_STRIP" and line.points[0] == (0.0, 0.0, 0.0)  # starts at the ego
+    assert line.points[1:] == spheres.points and len(spheres.points) == 5
+    assert spheres.points[-1] == pytest.approx((10.0, 2.0, 0.0))
+    assert spheres.color == pytest.approx(end_color(0.2))
+    assert reasoning.delete, "no reasoning yet: the text marker is removed"
+    assert instruction.kind == "TEXT_VIEW_FACING" and "go straight" in instruction.text
+    assert "0.20" in instruction.text and "done" not in instruction.text
+    plan.reasoning = "a pedestrian is crossing ahead, so I slow down and wait " * 20
+    plan.end_prob = 0.9
+    reasoning, instruction = plan_markers(plan)[2:]
+    lines = reasoning.text.split("\n")
+    assert not reasoning.delete and 1 < len(lines) <= 8 and lines[-1].endswith("...")
+    assert reasoning.position[2] > instruction.position[2] > 0.0  # above base_link, text on top
+    assert "(done)" in instruction.text
+
+
+def test_fill_markers_carry_the_plan_header():
+    pytest.importorskip("visualization_msgs.msg", reason="needs the ROS 2 wheels (make venv)")
+    from rclpy.serialization import deserialize_message, serialize_message
+    from visualization_msgs.msg import Marker, MarkerArray
+
+    from dsdrive_ros.outputs.fill import time_to_ns
+    from dsdrive_ros.outputs.markers import fill_markers
+
+    plan = _plan()
+    plan.reasoning = "clear road"
+    msg = deserialize_message(serialize_message(fill_markers(plan)), MarkerArray)
+    assert [(m.ns, m.id) for m in msg.markers] == [(ns, 0) for ns in NAMESPACES]
+    for m in msg.markers:
+        assert time_to_ns(m.header.stamp) == STAMP and m.header.frame_id == "base_link"
+        assert m.action == Marker.ADD and m.pose.orientation.w == 1.0
+    types = [m.type for m in msg.markers]
+    assert types == [Marker.LINE_STRIP, Marker.SPHERE_LIST, Marker.TEXT_VIEW_FACING, Marker.TEXT_VIEW_FACING]
+    assert len(msg.markers[0].points) == 6 and msg.markers[2].text == "clear road"
+    assert msg.markers[1].points[4].x == pytest.approx(10.0) and msg.markers[1].color.a == 1.0
+
+
+def test_rviz_config_shows_the_node_topics(repo_root):
+    yaml = pytest.importorskip("yaml")
+    node = pytest.importorskip("dsdrive_ros.node.dsdrive_node", reason="needs the ROS 2 wheels")
+    doc = yaml.safe_load((repo_root / "config" / "dsdrive.rviz").read_text())
+    manager = doc["Visualization Manager"]
+    assert manager["Global Options"]["Fixed Frame"] == "base_link"  # every marker's frame
+    shown = {d["Class"].split("/")[-1]: d["Topic"]["Value"] for d in manager["Displays"]
+             if d.get("Enabled") and "Topic" in d}
+    assert shown == {"Path": "/" + node.TOPICS["path"], "MarkerArray": "/" + node.TOPICS["markers"],
+                     "Image": "/" + node.camera_topic("front")}

@@ -12,7 +12,8 @@ import cv2
 import numpy as np
 import pytest
 
-from dsdrive_ros.replay.report import CameraModel, ade_fde
+from dsdrive_ros.outputs.overlay import CameraModel
+from dsdrive_ros.replay.report import ade_fde
 
 CAMERAS = ["front", "left", "right", "rear"]
 START_NS = 1_735_689_600 * 10**9
@@ -171,9 +172,15 @@ def test_replay_raw_sqlite_rate0(model_dir: Path, tmp_path: Path) -> None:
     assert all(pl.instruction == INSTRUCTION for pl in plans)
     assert outs.get("/dsdrive/reasoning"), "no reasoning recorded"
     assert outs.get("/diagnostics"), "no diagnostics recorded"
+    # RViz markers: one array per plan, under the plan's stamp; stamped reasoning names a plan's set
+    arrays = [m for _, m in outs.get("/dsdrive/markers", [])]
+    assert sorted(_stamp(a.markers[0]) for a in arrays) == stamps
+    assert {_stamp(r) for _, r in outs.get("/dsdrive/reasoning_stamped", [])} <= set(stamps)
+    assert outs.get("/dsdrive/reasoning_stamped"), "no stamped reasoning recorded"
 
     report = (out / "report.md").read_text()
     assert "ADE" in report and "FDE" in report and "matched plans: 12" in report, report
+    assert "config/dsdrive.rviz" in report and "| marker arrays (`/dsdrive/markers`) | 12 |" in report
     assert "p50" in report and "camera_info" in report
     pngs = sorted((out / "overlays").glob("*.png"))
     assert len(pngs) == 3

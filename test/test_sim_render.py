@@ -106,3 +106,17 @@ def test_render_deterministic_and_reacts():
     # road below the horizon, sky above
     assert front[5, 5, 2] > front[5, 5, 0]  # bluish sky
     assert front[120, 112].mean() < 120  # asphalt under the car
+
+
+def test_focus_view_is_the_front_centre_magnified():
+    from dsdrive_ros.sim.cameras import FOCUS_FOV_DEG, default_cameras
+
+    rig = default_cameras(focus=True)
+    assert [c.name for c in rig] == ["front", "left", "right", "rear", "front_focus"]
+    front, focus = rig[0], rig[-1]
+    assert (focus.yaw_deg, focus.x, focus.z) == (front.yaw_deg, front.x, front.z)
+    # same pinhole, narrower: the focal length grows by tan(50 deg) / tan(15 deg) = 4.45
+    ratio = focus.intrinsics()[0, 0] / front.intrinsics()[0, 0]
+    assert ratio == pytest.approx(math.tan(math.radians(front.fov_deg / 2)) /
+                                  math.tan(math.radians(FOCUS_FOV_DEG / 2)))
+    assert [c.name for c in default_cameras()] == ["front", "left", "right", "rear"]

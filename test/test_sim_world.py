@@ -8,7 +8,8 @@ pytest.importorskip("libsumo")
 pytest.importorskip("sumolib")
 
 from dsdrive_ros.sim.routes import RouteTracker, plan_route  # noqa: E402
-from dsdrive_ros.sim.world import (HELDOUT_TOWNS, TOWNS, TRAINING_TOWNS, World,  # noqa: E402
+from dsdrive_ros.sim.towns import GENERATED_TRAIN, generated_town  # noqa: E402
+from dsdrive_ros.sim.world import (TEST_TOWNS, TOWNS, TRAINING_TOWNS, VAL_TOWNS, World,  # noqa: E402
                                    generate_world, town_names)
 
 
@@ -21,12 +22,24 @@ def world(tmp_path_factory):
 
 
 def test_town_presets():
-    assert set(TRAINING_TOWNS) & set(HELDOUT_TOWNS) == set()
-    assert set(TRAINING_TOWNS) | set(HELDOUT_TOWNS) == set(TOWNS)
+    splits = [set(TRAINING_TOWNS), set(VAL_TOWNS), set(TEST_TOWNS)]
+    assert sum(map(len, splits)) == len(set.union(*splits)) == len(TOWNS)  # disjoint, complete
     assert {"grid4", "spider", "rand"} <= set(town_names("train"))
-    assert len(town_names("heldout")) >= 2
+    assert len(TRAINING_TOWNS) >= 30 and len(TEST_TOWNS) >= 3
+    assert {"grid5", "spider5", "randgrid"} <= set(VAL_TOWNS)  # stages were selected on these
     with pytest.raises(KeyError):
         generate_world("nowhere", 0)
+    with pytest.raises(ValueError):
+        town_names("heldout")
+
+
+def test_generated_towns_are_fixed_by_name_and_varied():
+    assert generated_town("gen-03", "train") == TOWNS["gen-03"]
+    gen = [TOWNS[f"gen-{i:02d}"] for i in range(GENERATED_TRAIN)]
+    assert {t.net_args[0] for t in gen} == {"--grid", "--spider", "--rand"}
+    assert len({t.net_args for t in gen}) == len(gen)
+    assert len({t.net_args[t.net_args.index("--default.lanenumber") + 1] for t in gen}) >= 3
+    assert len({t.net_seed for t in TOWNS.values() if t.net_seed}) == sum(1 for t in TOWNS.values() if t.net_seed)
 
 
 def test_static_map(world):

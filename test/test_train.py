@@ -184,3 +184,33 @@ def test_checkpoint_save_killed_between_renames_resumes_from_the_newest(tmp_path
     loop._save_state(last, model, opt, 30, tok)
     assert json.loads((last / "train_state.json").read_text())["step"] == 30
     assert not (tmp_path / "last.tmp").exists()
+
+
+@pytest.mark.timeout(300)  # ~30 s on an idle 2-core machine: two processes import torch and train
+def test_two_process_gloo_step_and_save(dataset, tmp_path):
+    """torchrun, 2 CPU processes on gloo: one DDP step, rank 0 alone saves and evaluates, and no rank
+    returns before that save is complete (each rank then exits 0)."""
+    import os
+    import subprocess
+    import sys
+    from pathlib import Path
+
+    cfg = {"datasets": [str(dataset)], "val_towns": ["spider"], "out": str(tmp_path / "run"),
+           "model": {"image_height": 64, "image_width": 96, "history_frames": 2, "max_reasoning_tokens": 48},
+           "steps": 1, "batch_size": 2, "warmup_steps": 1, "log_every": 1, "eval_every": 100,
+           "save_every": 1, "eval_frames": 4, "workers": 0, "threads": 1}
+    path = tmp_path / "train.yaml"
+    path.write_text(yaml.safe_dump(cfg))
+    repo = Path(__file__).resolve().parents[1]
+    env = {**os.environ, "OMP_NUM_THREADS": "1",
+           "PYTHONPATH": os.pathsep.join([str(repo), os.environ.get("PYTHONPATH", "")])}
+    out = subprocess.run([sys.executable, "-m", "torch.distributed.run", "--standalone", "--nproc_per_node", "2",
+                          "-m", "dsdrive_ros.train.cli", "--config", str(path)],
+                         capture_output=True, text=True, timeout=240, env=env, cwd=tmp_path)
+    assert out.returncode == 0, out.stdout[-3000:] + out.stderr[-3000:]
+    assert json.loads((tmp_path / "run" / "last" / "train_state.json").read_text())["step"] == 1
+    assert load_checkpoint(tmp_path / "run" / "last").cfg.image_height == 64
+    assert out.stdout.count("checkpoint: ") == 1, out.stdout  # rank 0 alone evaluates and reports
+    assert "ade_m" in json.loads((tmp_path / "run" / "open_loop.json").read_text())
+    rows = list(csv.reader((tmp_path / "run" / "metrics.csv").open()))
+    assert rows[0][0] == "step" and [r[0] for r in rows[1:]] == ["1"]  # one writer

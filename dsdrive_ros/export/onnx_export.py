@@ -125,6 +125,12 @@ def runtime_config(model: DSDrive, tokenizer: DSDriveTokenizer, preset: str | No
         "image": {"height": cfg.image_height, "width": cfg.image_width, "channel_order": "rgb",
                   "mean": list(cfg.image_mean), "std": list(cfg.image_std), "scale": 255.0},
         "waypoints": {"count": cfg.n_waypoints, "dt_s": cfg.waypoint_dt, "frame_id": "base_link"},
+        # how the graph makes `waypoints` (both layouts give the same outputs; DSDrive.rebuild_waypoints)
+        "heads": {"layout": cfg.head_layout, **({"path_points": cfg.path_points,
+                                                   "path_spacing_m": cfg.path_spacing_m,
+                                                   "speed_bins_mps": list(cfg.speed_bins),
+                                                   "brake_threshold": cfg.brake_threshold}
+                                                  if cfg.head_layout == "path_speed" else {})},
         "history_frames": cfg.history_frames,
         "query_tokens": cfg.n_query,
         "max_instruction_tokens": cfg.max_instruction_tokens,

@@ -9,6 +9,7 @@ import json
 import logging
 import time
 from pathlib import Path
+from typing import NamedTuple
 
 import numpy as np
 import onnxruntime as ort
@@ -23,22 +24,46 @@ from .frame_source import iter_samples
 log = logging.getLogger(__name__)
 
 
-def planner_inputs(spec: ModelSpec, source: str | Path, limit: int) -> list[dict[str, np.ndarray]]:
-    """Planner input dicts for real frames, with the frame history an fp32 session builds on the way."""
+class RealFrame(NamedTuple):
+    stamp_ns: int
+    feed: dict[str, np.ndarray]  # planner inputs
+
+
+def planner_frames(spec: ModelSpec, source: str | Path, limit: int) -> list[RealFrame]:
+    """Planner inputs for real frames, with the frame history an fp32 session builds on the way."""
     session = PlannerSession(spec, OnnxRuntimeRunner(spec), load_tokenizer(spec))
     pre = Preprocessor.from_spec(spec.image, spec.cameras)
-    feeds = []
+    frames: list[RealFrame] = []
     for sample in iter_samples(source, spec.cameras):
-        if len(feeds) >= limit:
+        if len(frames) >= limit:
             break
         images = pre(sample.images)
         session.set_instruction(sample.instruction)
-        feeds.append({k: v.copy() for k, v in {**session.inputs, "images": images,
-                                               "speed": np.array([[sample.speed]], np.float32)}.items()})
+        frames.append(RealFrame(sample.stamp_ns, {
+            k: v.copy() for k, v in {**session.inputs, "images": images,
+                                     "speed": np.array([[sample.speed]], np.float32)}.items()}))
         session.step(images, sample.instruction, sample.speed)
-    if not feeds:
+    if not frames:
         raise ValueError(f"{source}: no frame with all cameras {spec.cameras} found")
-    return feeds
+    return frames
+
+
+def planner_inputs(spec: ModelSpec, source: str | Path, limit: int) -> list[dict[str, np.ndarray]]:
+    return [f.feed for f in planner_frames(spec, source, limit)]
+
+
+def _ground_truth(source: str | Path) -> dict[int, np.ndarray]:
+    """{stamp: (K, 2) expert waypoints} of a bag's /ground_truth/path; {} for a dataset or a bag without."""
+    if (Path(source) / "index.jsonl").is_file():
+        return {}
+    from ..sim.bag_export import read_ground_truth
+
+    return read_ground_truth(source)
+
+
+def _ade_m(sess: ort.InferenceSession, frames: list[RealFrame], gt: dict[int, np.ndarray]) -> float:
+    return float(np.mean([np.linalg.norm(sess.run(["waypoints"], f.feed)[0][0] - gt[f.stamp_ns], axis=-1).mean()
+                          for f in frames]))
 
 
 class _Reader(CalibrationDataReader):
@@ -71,14 +96,24 @@ def spread_split(n: int, n_calib: int, n_eval: int) -> tuple[list[int], list[int
     return list(range(0, n, stride))[:n_calib], list(range(stride // 2, n, stride))[:n_eval]
 
 
+def _ade_report(fp32: ort.InferenceSession, int8: ort.InferenceSession, frames: list[RealFrame],
+                gt: dict[int, np.ndarray]) -> dict | None:
+    """ADE against the recorded ground truth on the evaluation frames, fp32 and int8; None without it."""
+    frames = [f for f in frames if f.stamp_ns in gt]
+    if not frames:
+        return None
+    a32, a8 = _ade_m(fp32, frames, gt), _ade_m(int8, frames, gt)
+    return {"frames": len(frames), "fp32": a32, "int8": a8, "delta": a8 - a32}
+
+
 def quantize_planner(model_dir: str | Path, calib: str | Path, n_calib: int = 64, n_eval: int = 64) -> dict:
     """Write planner.int8.onnx beside planner.onnx and return (and save) its accuracy/speed report.
 
     Reads up to 4 x (n_calib + n_eval) frames of `calib` and takes both sets spread over them."""
     spec = ModelSpec.load(model_dir)
-    feeds = planner_inputs(spec, calib, 4 * (n_calib + n_eval))
-    calib_idx, eval_idx = spread_split(len(feeds), n_calib, n_eval)
-    calib_feeds, eval_feeds = [feeds[i] for i in calib_idx], [feeds[i] for i in eval_idx]
+    frames = planner_frames(spec, calib, 4 * (n_calib + n_eval))
+    calib_idx, eval_idx = spread_split(len(frames), n_calib, n_eval)
+    calib_feeds, eval_feeds = [frames[i].feed for i in calib_idx], [frames[i].feed for i in eval_idx]
     fp32_path = spec.file("planner")
     prep = fp32_path.with_suffix(".prep.onnx")
     out = fp32_path.with_suffix(".int8.onnx")
@@ -102,6 +137,7 @@ def quantize_planner(model_dir: str | Path, calib: str | Path, n_calib: int = 64
         "calibration_source": str(calib), "calibration_frames": len(calib_feeds), "eval_frames": len(eval_feeds),
         "waypoint_error_m": {"mean": float(errs.mean()), "p95": float(np.percentile(errs, 95)),
                              "max": float(errs.max())},
+        "ade_m": _ade_report(fp32, int8, [frames[i] for i in eval_idx], _ground_truth(calib)),
         "latency_ms_cpu": {"fp32": _latency_ms(fp32, eval_feeds[:16]), "int8": _latency_ms(int8, eval_feeds[:16])},
         "bytes": {"fp32": fp32_path.stat().st_size, "int8": out.stat().st_size},
     }

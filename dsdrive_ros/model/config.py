@@ -9,6 +9,9 @@ import dataclasses
 from dataclasses import dataclass, field
 
 
+HEAD_LAYOUTS = ("waypoints", "path_speed")
+
+
 @dataclass
 class DSDriveConfig:
     # sensors: camera order is part of the model (a view embedding per slot)
@@ -44,6 +47,19 @@ class DSDriveConfig:
     # heads
     n_waypoints: int = 5
     waypoint_dt: float = 0.5
+    # "waypoints": one L1 head for timed waypoints (where AND how fast: it averages stop and go).
+    # "path_speed": TF++-style disentangled heads: geometric path checkpoints (L1) + a target speed
+    # class (CE); the graph rebuilds the same timed `waypoints` from them (DSDrive.rebuild_waypoints),
+    # so every runtime and the PID read one output whatever the layout.
+    head_layout: str = "waypoints"
+    path_points: int = 12
+    path_spacing_m: float = 3.0
+    speed_bins: list[float] = field(default_factory=lambda: [0.0, 2.0, 4.0, 7.0, 10.0, 13.0])  # m/s
+    speed_horizon_s: float = 1.0  # the speed label: the ego's speed this far ahead
+    brake_threshold: float = 0.5  # P(stop class) above this: target speed 0
+    accel_mps2: float = 2.0  # the rebuilt profile's speed-up and slow-down rates
+    decel_mps2: float = 4.0
+    lambda_speed: float = 0.5
     # reasoning head: Qwen2-style decoder layers (q/k/v bias, GQA, SwiGLU)
     reasoner_dim: int = 192
     reasoner_layers: int = 2
@@ -90,6 +106,12 @@ class DSDriveConfig:
             raise ValueError(f"invalid DSDriveConfig: {', '.join(bad)} must be 0")
         if self.history_frames < 1 or self.n_waypoints < 1 or self.n_cameras < 1:
             raise ValueError("history_frames, n_waypoints and cameras must be >= 1")
+        if self.head_layout not in HEAD_LAYOUTS:
+            raise ValueError(f"head_layout {self.head_layout!r} not in {HEAD_LAYOUTS}")
+        if self.head_layout == "path_speed" and (
+                self.path_points < 2 or len(self.speed_bins) < 2 or self.speed_bins[0] != 0.0
+                or any(b <= a for a, b in zip(self.speed_bins, self.speed_bins[1:]))):
+            raise ValueError("path_speed needs path_points >= 2 and increasing speed_bins from 0.0")
 
     def to_dict(self) -> dict:
         return dataclasses.asdict(self)

@@ -2,7 +2,8 @@
 
 Sequence read by the backbone: [instruction tokens | query tokens of the H-1 earlier frames | query
 tokens of the current frame]. From the backbone's hidden states:
-  - the last token feeds the waypoint head (K points in base_link) and the end-of-instruction head;
+  - the last token feeds the planning heads (K timed points in base_link, directly or, with
+    `head_layout: path_speed`, rebuilt from path checkpoints + a target-speed class) and the end head;
   - the current frame's hidden states become the prefix of the reasoning head (Qwen2-style decoder
     layers), which then generates text autoregressively with a KV cache.
 The same `plan()` + `reason_step()` path serves training (teacher forcing) and ONNX export.
@@ -234,8 +235,15 @@ class DSDrive(nn.Module):
                          qkv_bias=False)
             for _ in range(cfg.n_layers))
         self.norm = RMSNorm(cfg.dim, cfg.norm_eps)
-        self.waypoint_head = nn.Sequential(nn.Linear(cfg.dim, cfg.dim), nn.GELU(),
-                                           nn.Linear(cfg.dim, cfg.n_waypoints * 2))
+        if cfg.head_layout == "path_speed":
+            self.path_head = nn.Sequential(nn.Linear(cfg.dim, cfg.dim), nn.GELU(),
+                                           nn.Linear(cfg.dim, cfg.path_points * 2))
+            self.speed_head = nn.Linear(cfg.dim, len(cfg.speed_bins))
+            self.register_buffer("speed_bins", torch.tensor(cfg.speed_bins, dtype=torch.float32),
+                                 persistent=False)
+        else:
+            self.waypoint_head = nn.Sequential(nn.Linear(cfg.dim, cfg.dim), nn.GELU(),
+                                               nn.Linear(cfg.dim, cfg.n_waypoints * 2))
         self.end_head = nn.Linear(cfg.dim, 2)
         self.reasoner = Reasoner(cfg)
 
@@ -265,15 +273,51 @@ class DSDrive(nn.Module):
     def plan(self, images, instruction_ids, instruction_mask, history_tokens, history_mask, speed):
         frame_tokens = self.encode_frame(images, instruction_ids, instruction_mask, speed)
         h = self.backbone(instruction_ids, instruction_mask, history_tokens, history_mask, frame_tokens)
-        last = h[:, -1]
-        end_logits = self.end_head(last)
-        return {
-            "waypoints": self.waypoint_head(last).view(-1, self.cfg.n_waypoints, 2),
-            "end_logits": end_logits,
-            "end_prob": end_logits.softmax(-1)[:, 1],
-            "frame_tokens": frame_tokens,
-            "reasoner_kv": self.reasoner.prefix(h[:, -self.cfg.n_query:]),
-        }
+        out = self.heads(h[:, -1], speed)
+        out.update(end_prob=out["end_logits"].softmax(-1)[:, 1], frame_tokens=frame_tokens,
+                   reasoner_kv=self.reasoner.prefix(h[:, -self.cfg.n_query:]))
+        return out
+
+    def heads(self, last: torch.Tensor, speed: torch.Tensor) -> dict[str, torch.Tensor]:
+        """The planning heads on the last hidden state: timed `waypoints` in both layouts."""
+        cfg = self.cfg
+        out = {"end_logits": self.end_head(last)}
+        if cfg.head_layout == "path_speed":
+            path = self.path_head(last).view(-1, cfg.path_points, 2)
+            speed_logits = self.speed_head(last)
+            probs = speed_logits.softmax(-1)
+            out.update(path=path, speed_logits=speed_logits, speed_probs=probs,
+                       waypoints=self.rebuild_waypoints(path, probs, speed))
+        else:
+            out["waypoints"] = self.waypoint_head(last).view(-1, cfg.n_waypoints, 2)
+        return out
+
+    def rebuild_waypoints(self, path: torch.Tensor, speed_probs: torch.Tensor,
+                          speed: torch.Tensor) -> torch.Tensor:
+        """Timed waypoints (B, K, 2) from path checkpoints (B, P, 2) and speed classes (B, C).
+
+        Target speed: the expected class speed, or 0 when the stop class is likelier than
+        `brake_threshold` (TF++'s brake rule). The speed ramps from the measured `speed` (B, 1) to it at
+        `accel_mps2` / `decel_mps2`; waypoint k lies at the distance driven by t = k * dt along the path
+        (origin, then the checkpoints; past the last one, straight on along its last segment). Only
+        elementwise ops, Min/Max and one MatMul: the same arithmetic in ONNX Runtime and TensorRT."""
+        cfg = self.cfg
+        v_exp = (speed_probs * self.speed_bins).sum(-1)
+        v_target = torch.where(speed_probs[:, 0] > cfg.brake_threshold, torch.zeros_like(v_exp), v_exp)
+        v0 = speed[:, 0].clamp(min=0.0)
+        dv = v_target - v0
+        rate = torch.where(dv >= 0, torch.full_like(dv, cfg.accel_mps2), torch.full_like(dv, cfg.decel_mps2))
+        ramp = (dv.abs() / rate)[:, None]  # seconds until the target speed is reached
+        t = torch.arange(1, cfg.n_waypoints + 1, dtype=path.dtype, device=path.device) * cfg.waypoint_dt
+        tr = torch.minimum(t[None], ramp)
+        dist = v0[:, None] * tr + 0.5 * (torch.sign(dv) * rate)[:, None] * tr * tr + v_target[:, None] * (t[None] - tr)
+        seg = path - torch.cat([torch.zeros_like(path[:, :1]), path[:, :-1]], dim=1)  # (B, P, 2)
+        seg_len = torch.linalg.vector_norm(seg, dim=-1).clamp(min=1e-3)
+        start = torch.cumsum(seg_len, dim=1) - seg_len
+        frac = ((dist[:, :, None] - start[:, None]) / seg_len[:, None]).clamp(min=0.0)  # (B, K, P)
+        cap = torch.ones(cfg.path_points, dtype=path.dtype, device=path.device)
+        cap[-1] = 1e6  # the last segment extends the path
+        return torch.minimum(frac, cap) @ seg
 
     def forward(self, batch: dict[str, torch.Tensor]) -> dict[str, torch.Tensor]:
         """Training step on a batch of clips; returns the joint loss and its parts.
@@ -292,17 +336,23 @@ class DSDrive(nn.Module):
         tokens = tokens.view(b, hist, cfg.n_query, cfg.dim)
         frame_tokens = tokens[:, -1]
         h = self.backbone(ids, imask, tokens[:, :-1], batch["frame_mask"][:, :-1], frame_tokens)
-        last = h[:, -1]
-        wp = self.waypoint_head(last).view(-1, cfg.n_waypoints, 2)
-        end_logits = self.end_head(last)
-        out = {"waypoints": wp, "end_logits": end_logits}
-        err = (wp - batch["waypoints"]).abs()
-        loss_wp = err.mean()  # the plain L1, logged
-        w = cfg.waypoint_lateral_weight  # the loss: a weighted mean of the x and y L1s (w = 1: plain L1)
-        loss_wp_weighted = (err[..., 0].mean() + w * err[..., 1].mean()) / (1.0 + w)
-        loss_end = F.cross_entropy(end_logits, batch["end"])
-        loss = cfg.lambda_waypoints * loss_wp_weighted + cfg.lambda_end * loss_end
-        out.update(loss_waypoints=loss_wp, loss_end=loss_end)
+        out = self.heads(h[:, -1], batch["speed"])
+        w = cfg.waypoint_lateral_weight  # the L1s: a weighted mean of x and y (w = 1: plain L1)
+        err = (out["waypoints"] - batch["waypoints"]).abs()
+        out["loss_waypoints"] = err.mean()  # the plain timed-waypoint L1, logged in both layouts
+        if cfg.head_layout == "path_speed":
+            # checkpoints the ego's future never reached (it stood until the episode ended) are masked
+            mask = batch["path_mask"].to(err.dtype)
+            perr = (out["path"] - batch["path"]).abs()
+            denom = mask.sum().clamp(min=1.0)
+            loss_geo = ((perr[..., 0] * mask).sum() + w * (perr[..., 1] * mask).sum()) / (denom * (1.0 + w))
+            out["loss_speed"] = F.cross_entropy(out["speed_logits"], batch["speed_class"])
+            out["loss_path"] = loss_geo
+            loss_geo = loss_geo + cfg.lambda_speed * out["loss_speed"]
+        else:
+            loss_geo = (err[..., 0].mean() + w * err[..., 1].mean()) / (1.0 + w)
+        out["loss_end"] = F.cross_entropy(out["end_logits"], batch["end"])
+        loss = cfg.lambda_waypoints * loss_geo + cfg.lambda_end * out["loss_end"]
         if cfg.lambda_reasoning > 0 and "reasoning_ids" in batch:
             r = batch["reasoning_ids"]
             logits, _ = self.reasoner.step(r[:, :-1], self.reasoner.prefix(h[:, -cfg.n_query:]))

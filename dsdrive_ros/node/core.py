@@ -5,7 +5,10 @@
                    Thread model: callbacks call ``on_frame``/``set_instruction``/``set_speed`` from
                    the executor; one planning thread calls ``next_set`` + ``plan``. A set that
                    arrives while the previous one is still waiting is REPLACED (counted as
-                   dropped): the planner only ever sees the newest complete set.
+                   dropped): the planner only ever sees the newest complete set. Guards, both
+                   off by default and counted: a set older than ``max_frame_age_ms`` when planning
+                   starts is dropped (``too_old``); with ``drop_implausible`` a plan that breaks
+                   ``plausibility`` raises ImplausiblePlan (nothing is published).
 ``ReasoningWorker`` its own thread: latest-only, rate-limited text generation from the planner's
                    ``reasoner_kv``; never blocks planning, and runs at a lower CPU priority (Linux
                    per-thread nice) so that it does not slow planning down on a busy CPU either.
@@ -19,16 +22,24 @@ import os
 import sys
 import threading
 import time
-from dataclasses import dataclass, field
-from typing import Any, Callable, Generic, Mapping, Optional, Sequence, TypeVar
+from dataclasses import dataclass, field, replace
+from typing import Any, Callable, Generic, Mapping, NamedTuple, Optional, Sequence, TypeVar
 
 import numpy as np
 
 from dsdrive_ros.frames import CameraSync, FrameSet, Preprocessor
 from dsdrive_ros.node.stats import Counters, LatencyStats, RateMeter
-from dsdrive_ros.outputs.parse import PlanOutput, PlanParseError, parse_plan, spec_value
+from dsdrive_ros.outputs.parse import (
+    ImplausiblePlan,
+    PlanOutput,
+    PlanParseError,
+    PlausibilityLimits,
+    implausibility,
+    parse_plan,
+    spec_value,
+)
 
-__all__ = ["LatestSlot", "PlanningCore", "ReasoningWorker", "CoreSnapshot", "STAGES"]
+__all__ = ["LatestSlot", "PlanningCore", "ReasoningWorker", "ReasoningText", "CoreSnapshot", "STAGES"]
 
 T = TypeVar("T")
 # Stages of one planning step that PlanningCore times (see CoreSnapshot.stages_*).
@@ -80,6 +91,14 @@ class LatestSlot(Generic[T]):
         return self._has
 
 
+class ReasoningText(NamedTuple):
+    """One generated text: from the frame set stamped ``stamp_ns``, in ``gen_ms`` of wall time."""
+
+    text: str
+    stamp_ns: int
+    gen_ms: float
+
+
 @dataclass
 class _Pending:
     frameset: FrameSet
@@ -128,6 +147,9 @@ class PlanningCore:
         anchor: Optional[str] = None,
         max_skew_ms: float = 50.0,
         stale_after_ms: float = 500.0,
+        max_frame_age_ms: float = 0.0,
+        drop_implausible: bool = False,
+        plausibility: PlausibilityLimits = PlausibilityLimits(),
         clock: Callable[[], float] = time.monotonic,
     ) -> None:
         self.spec = spec
@@ -141,6 +163,9 @@ class PlanningCore:
         self._clock = clock
         self._lock = threading.Lock()  # guards sync, instruction, speed
         self.stale_after_ms = float(stale_after_ms)
+        self.max_frame_age_ms = float(max_frame_age_ms)  # 0: off
+        self.drop_implausible = bool(drop_implausible)
+        self.plausibility = plausibility
         self.sync = CameraSync(self.cameras, max_skew_ns=int(max_skew_ms * 1e6),
                                stale_after_ns=int(stale_after_ms * 1e6), anchor=self.anchor)
         self.slot: LatestSlot[_Pending] = LatestSlot()
@@ -155,7 +180,8 @@ class PlanningCore:
         self.stages = {name: LatencyStats() for name in STAGES}
         self.counters = Counters(
             "sets_dropped", "plans", "invalid_outputs", "inference_errors", "decode_errors",
-            "bad_odom", "bad_instruction", "unknown_camera", "resets")
+            "bad_odom", "bad_instruction", "unknown_camera", "resets", "sets_too_old",
+            "implausible_plans")
         self._instruction = ""
         self._speed: Optional[tuple[float, float]] = None  # (m/s, monotonic time)
         self._dropped_since_plan = 0
@@ -238,8 +264,11 @@ class PlanningCore:
                 self._dropped_since_plan += 1
             self.planner_idle.set()
 
-    def set_limits(self, max_skew_ms: Optional[float] = None, stale_after_ms: Optional[float] = None) -> None:
+    def set_limits(self, max_skew_ms: Optional[float] = None, stale_after_ms: Optional[float] = None,
+                   max_frame_age_ms: Optional[float] = None) -> None:
         with self._lock:
+            if max_frame_age_ms is not None:
+                self.max_frame_age_ms = float(max_frame_age_ms)
             if max_skew_ms is not None:
                 self.sync.max_skew_ns = int(float(max_skew_ms) * 1e6)
             if stale_after_ms is not None:
@@ -248,15 +277,44 @@ class PlanningCore:
 
     # ---- planning thread ----
 
+    def set_plausibility(self, drop: Optional[bool] = None, max_first_waypoint_m: Optional[float] = None,
+                         max_speed_mps: Optional[float] = None) -> None:
+        if drop is not None:
+            self.drop_implausible = bool(drop)
+        limits = self.plausibility
+        if max_first_waypoint_m is not None:
+            limits = replace(limits, max_first_waypoint_m=float(max_first_waypoint_m))
+        if max_speed_mps is not None:
+            limits = replace(limits, max_speed_mps=float(max_speed_mps))
+        self.plausibility = limits
+
     def next_set(self, timeout: Optional[float] = None) -> Optional[_Pending]:
         return self.slot.get(timeout)
+
+    def too_old(self, pending: _Pending, now_ns: int) -> Optional[float]:
+        """The set's age (ms, at ``now_ns`` on the stamps' clock) when it exceeds max_frame_age_ms:
+        the set is then dropped (counted ``sets_too_old``, and as skipped in the next plan's
+        frames_dropped). None when it may be planned on (guard off, or no clock yet)."""
+        if self.max_frame_age_ms <= 0 or now_ns <= 0:
+            return None
+        age_ms = (now_ns - pending.frameset.stamp_ns) / 1e6
+        if age_ms <= self.max_frame_age_ms:
+            return None
+        self.counters.inc("sets_too_old")
+        with self._lock:
+            self._dropped_since_plan += 1
+            if not self.slot:
+                self.planner_idle.set()
+        return age_ms
 
     def plan(self, pending: _Pending, frame_age_ms: Callable[[int], float] = lambda _ns: -1.0,
              ) -> tuple[PlanOutput, dict[str, Any]]:
         """Run the model on one set. Returns (PlanOutput, raw outputs).
 
-        Raises PlanParseError for an unusable output and re-raises runtime failures; both are
-        counted (``invalid_outputs`` / ``inference_errors``) and leave the core usable.
+        Raises PlanParseError for an unusable output (ImplausiblePlan, a subclass, for one that fails
+        the plausibility guard) and re-raises runtime failures; all are counted (``invalid_outputs``
+        / ``implausible_plans`` / ``inference_errors``) and leave the core usable. An implausible
+        plan is not a model failure: it does not make /diagnostics an ERROR by itself.
         """
         try:
             return self._plan(pending, frame_age_ms)
@@ -296,6 +354,10 @@ class PlanningCore:
             self.consecutive_failures += 1
             self.last_error = f"invalid output: {exc}"
             raise
+        why = implausibility(out.waypoints, out.times_s, self.plausibility) if self.drop_implausible else ""
+        if why:
+            self.counters.inc("implausible_plans")
+            raise ImplausiblePlan(f"implausible plan dropped: {why}")
         stage_ms = {"queue_wait": (t0 - pending.ready_mono) * 1000.0,
                     "preprocess": (t_pre - t0) * 1000.0,
                     "inference": (t_inf - t_pre) * 1000.0,
@@ -374,8 +436,7 @@ class ReasoningWorker:
         self._last_start: Optional[float] = None
         self.latency = LatencyStats()
         self.counters = Counters("texts", "errors", "skipped")
-        self.last_text = ""
-        self.last_stamp_ns = 0
+        self.last = ReasoningText("", 0, 0.0)  # replaced as a whole: text and stamp always match
         self._thread = threading.Thread(target=self._run, name="dsdrive-reasoning", daemon=True)
 
     def start(self) -> "ReasoningWorker":
@@ -445,7 +506,7 @@ class ReasoningWorker:
             gen_ms = (self._clock() - self._last_start) * 1000.0
             self.latency.add(gen_ms)
             self.counters.inc("texts")
-            self.last_text, self.last_stamp_ns = str(text), stamp_ns
+            self.last = ReasoningText(str(text), int(stamp_ns), gen_ms)
             try:
                 self._on_text(str(text), stamp_ns, gen_ms)
             except Exception as exc:  # noqa: BLE001

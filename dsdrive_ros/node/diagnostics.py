@@ -3,15 +3,22 @@
 Published on a timer, so silence is visible. Statuses:
   ``dsdrive_node: planner``        overall: OK / WARN / ERROR with the reason(s) in the message
   ``dsdrive_node: camera <name>``  per camera: rate, age of the last frame, decode errors, drops
+Ages (camera, plan) are steady-clock time: they watch the data flow, and /diagnostics keeps coming
+when /clock stops. A replay at half speed halves the input rates in steady time too (a 10 Hz camera
+stays fresh for stale_after 500 ms down to rate 0.2).
 Levels:
   ERROR  no plan for ``stale_after`` (since start or the last plan) or the model failed (the
          latest inference raised / gave an unusable output, or the model never loaded);
+         under use_sim_time "no plan" is an ERROR only when sim time has advanced by
+         ``stale_after`` too, else a WARN that says so (/clock paused, ended, not started or slow:
+         no input is due);
   WARN   planning slower than the anchor camera's frame period (p50 latency > period, or sets
          dropped by keep-latest since the previous report), a camera stale (nothing for
          ``stale_after``), bad input messages were dropped since the previous report (undecodable
          or implausibly sized frames, zero or future stamps, NaN odometry, non-UTF-8 instruction),
          or since then: an endpoint with incompatible QoS appeared, camera messages never reached the node,
-         an empty or over-long instruction arrived;
+         an empty or over-long instruction arrived, a camera set older than max_frame_age_ms or an
+         implausible plan was dropped;
   OK     otherwise.
 """
 
@@ -22,7 +29,7 @@ from typing import Any, Optional
 
 from dsdrive_ros.node.core import CoreSnapshot
 
-__all__ = ["OK", "WARN", "ERROR", "Status", "DiagnosticsState", "evaluate", "to_msg"]
+__all__ = ["OK", "WARN", "ERROR", "Status", "DiagnosticsState", "SimSincePlan", "evaluate", "to_msg"]
 
 OK, WARN, ERROR = 0, 1, 2
 _LEVEL_NAMES = {OK: "OK", WARN: "WARN", ERROR: "ERROR"}
@@ -35,6 +42,8 @@ _NOTICES = {
     "empty_instruction": "empty instruction (planning without one)",
     "long_instruction": "over-long instruction truncated",
     "transport_lost": "camera messages that never reached the node (transport or queue)",
+    "sets_too_old": "camera sets older than max_frame_age_ms dropped",
+    "implausible_plans": "implausible plans dropped",
 }
 _MAX_TEXT = 200  # longest free text (instruction, errors) in a diagnostics value
 
@@ -56,6 +65,23 @@ class DiagnosticsState:
     prev_sync: dict[str, int] = field(default_factory=dict)
 
 
+class SimSincePlan:
+    """Sim seconds since the last plan, seen from the /diagnostics ticks: the reference is the ROS
+    time of the first tick that saw the current plan count (so it lags the plan by up to one
+    period: an overdue plan under sim time is an ERROR up to one report later)."""
+
+    def __init__(self) -> None:
+        self._plans = -1
+        self._ref_ns = 0
+
+    def update(self, plans: int, ros_now_ns: int) -> float:
+        if ros_now_ns <= 0:
+            return 0.0  # no /clock yet: sim time has not started
+        if plans != self._plans or self._ref_ns <= 0:
+            self._plans, self._ref_ns = plans, ros_now_ns
+        return (ros_now_ns - self._ref_ns) / 1e9
+
+
 def _fmt(v: Any) -> str:
     if v is None:
         return "n/a"
@@ -70,9 +96,11 @@ def _clip(text: str, n: int = _MAX_TEXT) -> str:
 
 
 def evaluate(snap: CoreSnapshot, stale_after_ms: float, state: Optional[DiagnosticsState] = None,
-             extra: Optional[dict[str, Any]] = None, fatal: str = "") -> list[Status]:
+             extra: Optional[dict[str, Any]] = None, fatal: str = "",
+             sim_since_plan_s: Optional[float] = None) -> list[Status]:
     """Statuses for one report. ``extra``: node-level values (reasoning, publish counts ...);
-    ``fatal``: a reason the node cannot plan at all (e.g. the model failed to load)."""
+    ``fatal``: a reason the node cannot plan at all (e.g. the model failed to load);
+    ``sim_since_plan_s``: under use_sim_time, sim seconds since the last plan (SimSincePlan)."""
     state = state if state is not None else DiagnosticsState()
     stale_s = stale_after_ms / 1000.0
     c = snap.counters
@@ -87,7 +115,11 @@ def evaluate(snap: CoreSnapshot, stale_after_ms: float, state: Optional[Diagnost
                                   else snap.started_mono)
     if since_plan > stale_s:
         what = "no plan yet" if snap.last_plan_mono is None else "no plan"
-        errors.append(f"{what} for {since_plan:.1f} s")
+        if sim_since_plan_s is not None and sim_since_plan_s <= stale_s:
+            warns.append(f"{what} for {since_plan:.1f} s, sim time {sim_since_plan_s:.1f} s "
+                         "(/clock paused or slow)")
+        else:
+            errors.append(f"{what} for {since_plan:.1f} s")
 
     stale = [cam for cam in snap.cameras
              if snap.camera_ages_s.get(cam) is None or snap.camera_ages_s[cam] > stale_s]
@@ -152,6 +184,8 @@ def evaluate(snap: CoreSnapshot, stale_after_ms: float, state: Optional[Diagnost
         "long_instruction": c.get("long_instruction", 0),
         "qos_incompatible": c.get("qos_incompatible", 0),
         "invalid_outputs": c.get("invalid_outputs", 0),
+        "sets_too_old": c.get("sets_too_old", 0),
+        "implausible_plans": c.get("implausible_plans", 0),
         "inference_errors": c.get("inference_errors", 0),
         "history_resets": c.get("resets", 0),
         "stale_cameras": ",".join(stale),

@@ -1,11 +1,13 @@
-"""dsdrive_node: cameras + instruction (+ odom) -> dsdrive/path, dsdrive/plan, dsdrive/reasoning.
+"""dsdrive_node: cameras + instruction (+ odom) -> dsdrive/path, dsdrive/plan, dsdrive/reasoning
+(+ dsdrive/reasoning_stamped), dsdrive/markers (RViz) and, if enabled, dsdrive/debug_image.
 
 Thin rclpy wiring around ``PlanningCore`` / ``ReasoningWorker`` (node/core.py, ROS-free):
 
   executor thread   camera/<name>/image_raw[/compressed], instruction, odom callbacks: decode,
                     validate, hand to the core (never block); /diagnostics timer.
-  planning thread   takes the newest complete camera set (older ones are dropped, counted),
-                    runs the planner, publishes Path + DrivingPlan, hands reasoner_kv to ...
+  planning thread   takes the newest complete camera set (older ones are dropped, counted; so
+                    is one older than max_frame_age_ms), runs the planner, publishes Path +
+                    DrivingPlan + MarkerArray, hands reasoner_kv to ...
   reasoning thread  latest-only, rate-limited text generation -> dsdrive/reasoning. A Path is never
                     delayed by text generation.
 
@@ -46,7 +48,7 @@ from rclpy.node import Node
 from dsdrive_ros.frames import FrameReducer, ImageDecodeError
 from dsdrive_ros.node import qos as dqos
 from dsdrive_ros.node.core import PlanningCore, ReasoningWorker
-from dsdrive_ros.node.diagnostics import ERROR, OK, WARN, DiagnosticsState, evaluate, to_msg
+from dsdrive_ros.node.diagnostics import ERROR, OK, WARN, DiagnosticsState, SimSincePlan, evaluate, to_msg
 from dsdrive_ros.node.params import (
     ConfigError,
     NodeConfig,
@@ -56,7 +58,14 @@ from dsdrive_ros.node.params import (
     validate_update,
 )
 from dsdrive_ros.node.process import STACKS_SIGNAL
-from dsdrive_ros.outputs.fill import fill_path, fill_plan, fill_reasoning, time_to_ns
+from dsdrive_ros.outputs.fill import (
+    fill_path,
+    fill_plan,
+    fill_reasoning,
+    fill_reasoning_stamped,
+    time_to_ns,
+)
+from dsdrive_ros.outputs.markers import fill_markers
 from dsdrive_ros.outputs.parse import PlanParseError, spec_value
 
 __all__ = ["DSDriveNode", "PlannerNodeMixin", "LogThrottle", "main", "run_node", "camera_topic",
@@ -67,6 +76,9 @@ TOPICS = {
     "path": "dsdrive/path",
     "plan": "dsdrive/plan",
     "reasoning": "dsdrive/reasoning",
+    "reasoning_stamped": "dsdrive/reasoning_stamped",
+    "markers": "dsdrive/markers",
+    "debug_image": "dsdrive/debug_image",
     "diagnostics": "/diagnostics",
     "instruction": "instruction",
     "odom": "odom",
@@ -159,6 +171,8 @@ class PlannerNodeMixin:
         self._diag_timer: Any = None
         self._planning_thread: Optional[threading.Thread] = None
         self._qos_last = ""
+        self._camera_qos: dict[str, str] = {}
+        self._sim_since_plan = SimSincePlan()
         self._lifecycle_pubs = False
 
     def _build_planner(self, cfg: NodeConfig, model: Optional[tuple[Any, Any, str]] = None, *,
@@ -174,7 +188,10 @@ class PlannerNodeMixin:
         self.core = PlanningCore(spec, session, backend=backend, cameras=cameras,
                                  anchor=cfg.anchor or cameras[0],
                                  max_skew_ms=cfg.max_camera_skew_ms,
-                                 stale_after_ms=cfg.stale_after_ms)
+                                 stale_after_ms=cfg.stale_after_ms,
+                                 max_frame_age_ms=cfg.max_frame_age_ms,
+                                 drop_implausible=cfg.drop_implausible_plans,
+                                 plausibility=cfg.plausibility)
         image = spec_value(spec, "image")
         self._min_hw = (max(1, int(image["height"] * MIN_IMAGE_FRACTION)),
                         max(1, int(image["width"] * MIN_IMAGE_FRACTION)))
@@ -205,6 +222,7 @@ class PlannerNodeMixin:
         self.pub_reasoning = make_pub(String, TOPICS["reasoning"], out_qos,
                                       event_callbacks=self._pub_events(TOPICS["reasoning"], out_qos))
         self._pubs.append(self.pub_reasoning)
+        self._make_view_publishers(make_pub, out_qos)
         # /diagnostics is a plain publisher in both variants: an inactive node still reports.
         self.pub_diag = self.create_publisher(DiagnosticArray, TOPICS["diagnostics"],
                                               dqos.diagnostics_qos())
@@ -233,6 +251,22 @@ class PlannerNodeMixin:
         self.reasoner.start()
         self._built = True
 
+    def _make_view_publishers(self, make_pub: Callable[..., Any], qos: Any) -> None:
+        """dsdrive/reasoning_stamped, dsdrive/markers (RViz) and the optional dsdrive/debug_image."""
+        from sensor_msgs.msg import Image
+        from visualization_msgs.msg import MarkerArray
+
+        from dsdrive_ros.msg import Reasoning
+
+        def pub(msg_type: Any, key: str) -> Any:
+            p = make_pub(msg_type, TOPICS[key], qos, event_callbacks=self._pub_events(TOPICS[key], qos))
+            self._pubs.append(p)
+            return p
+
+        self.pub_reasoning_stamped = pub(Reasoning, "reasoning_stamped")
+        self.pub_markers = pub(MarkerArray, "markers")
+        self.pub_debug_image = pub(Image, "debug_image") if self.cfg.debug_image_enabled else None
+
     def _open_inputs(self) -> None:
         """Subscriptions: cameras, instruction, odom (with QoS event callbacks)."""
         from nav_msgs.msg import Odometry
@@ -240,13 +274,18 @@ class PlannerNodeMixin:
         from std_msgs.msg import String
 
         cfg = self.cfg
-        cam_qos = dqos.camera_qos(cfg.qos_reliability, cfg.qos_depth)
         compressed = cfg.image_transport == "compressed"
         for name in self.cameras:
             topic = camera_topic(name, cfg.image_transport)
+            qos = dqos.camera_qos(cfg.qos_reliability, cfg.qos_depth)  # one each: overrides are per topic
             self._subs.append(self._subscribe(
                 CompressedImage if compressed else Image, topic,
-                self._make_camera_cb(name, compressed), cam_qos))
+                self._make_camera_cb(name, compressed), qos, dqos.camera_qos_overrides()))
+            self._camera_qos[name] = dqos.describe(qos)  # with the qos_overrides.* applied
+        example = self.resolve_topic_name(camera_topic(self.cameras[0], cfg.image_transport))
+        deprecated = dqos.deprecated_camera_qos(cfg.qos_reliability, cfg.qos_depth, example)
+        if deprecated:
+            self.get_logger().warning(deprecated)
         self._subs.append(self._subscribe(String, TOPICS["instruction"], self._on_instruction,
                                           dqos.instruction_qos()))
         self._subs.append(self._subscribe(Odometry, TOPICS["odom"], self._on_odom, dqos.odom_qos()))
@@ -305,7 +344,10 @@ class PlannerNodeMixin:
 
     # ---- QoS events ----
 
-    def _subscribe(self, msg_type: Any, topic: str, cb: Callable[..., None], qos: Any) -> Any:
+    def _subscribe(self, msg_type: Any, topic: str, cb: Callable[..., None], qos: Any,
+                   overrides: Any = None) -> Any:
+        """``overrides``: QoSOverridingOptions; rclpy applies the qos_overrides.* parameters to
+        ``qos`` in place, so the incompatible-QoS report shows the QoS in effect."""
         from rclpy.event_handler import SubscriptionEventCallbacks
 
         def incompatible(info: Any) -> None:
@@ -313,7 +355,8 @@ class PlannerNodeMixin:
 
         return self.create_subscription(
             msg_type, topic, cb, qos, callback_group=self._input_group,
-            event_callbacks=SubscriptionEventCallbacks(incompatible_qos=incompatible))
+            event_callbacks=SubscriptionEventCallbacks(incompatible_qos=incompatible),
+            qos_overriding_options=overrides)
 
     def _pub_events(self, topic: str, qos: Any) -> Any:
         from rclpy.event_handler import PublisherEventCallbacks
@@ -337,7 +380,8 @@ class PlannerNodeMixin:
             hint = (" - publish the instruction reliable + transient_local (latched), e.g. "
                     "`ros2 topic pub --qos-reliability reliable --qos-durability transient_local`")
         elif topic.startswith("camera/"):
-            hint = " - see the qos.reliability parameter"
+            hint = (f" - set -p qos_overrides.{self.resolve_topic_name(topic)}.subscription.reliability"
+                    ":=<the publisher's>")
         if self._built:
             self.core.counters.inc("qos_incompatible", max(1, int(getattr(info, "total_count_change", 1))))
         self._qos_last = f"{topic}: {policy}"
@@ -346,7 +390,7 @@ class PlannerNodeMixin:
     def _seq_gap_counter(self, camera: str) -> Callable[[Any], None]:
         """Counts camera messages that never reached the callback, from the publisher's sequence
         numbers (rmw message info): lost in transport or replaced in the subscription's keep-last
-        queue (qos.depth) because the executor fell behind. Neither is visible otherwise."""
+        queue (its depth) because the executor fell behind. Neither is visible otherwise."""
         last: dict[bytes, int] = {}
         counters = self.core.counters
 
@@ -473,6 +517,11 @@ class PlannerNodeMixin:
         pending = core.next_set(0.2)
         if pending is None:
             return
+        age_ms = core.too_old(pending, self.get_clock().now().nanoseconds)
+        if age_ms is not None:
+            self._warn("too_old", f"camera set {age_ms:.0f} ms old when planning started "
+                                  f"(max_frame_age_ms {core.max_frame_age_ms:g}): dropped")
+            return
         try:
             out, raw = core.plan(pending)
         except PlanParseError as exc:
@@ -485,12 +534,17 @@ class PlannerNodeMixin:
         if stop.is_set() or not self._active:
             return  # stopping, or deactivated while planning: publish nothing
         out.frame_age_ms = (self.get_clock().now().nanoseconds - out.stamp_ns) / 1e6
-        out.reasoning = self.reasoner.last_text if self.reasoner.enabled else ""
+        if self.reasoner.enabled:
+            last = self.reasoner.last  # one read: text and stamp of the same generation
+            out.reasoning, out.reasoning_stamp_ns = last.text, last.stamp_ns
         try:
             path = fill_path(out)
             plan = fill_plan(out, self._DrivingPlan(), path=path)
             self.pub_path.publish(path)
             self.pub_plan.publish(plan)
+            self.pub_markers.publish(fill_markers(out))
+            if self.pub_debug_image is not None:
+                self._publish_debug_image(out, pending.frameset.frames[core.anchor])
         except Exception as exc:  # noqa: BLE001 - e.g. publishing during shutdown
             if not stop.is_set():
                 self._warn("publish", f"publishing the plan failed: {exc}")
@@ -500,6 +554,18 @@ class PlannerNodeMixin:
             self._published["plan"] += 1
         if self.reasoner.enabled:
             self.reasoner.submit(raw, out.stamp_ns)
+
+    def _publish_debug_image(self, out: Any, rgb: Any) -> None:
+        from sensor_msgs.msg import Image
+
+        from dsdrive_ros.frames import fill_image_msg
+        from dsdrive_ros.outputs.fill import ns_to_time
+        from dsdrive_ros.outputs.overlay import debug_overlay
+
+        msg = fill_image_msg(Image(), debug_overlay(rgb, out), "rgb8")
+        msg.header.stamp = ns_to_time(out.stamp_ns)
+        msg.header.frame_id = f"camera_{self.core.anchor}"
+        self.pub_debug_image.publish(msg)
 
     # ---- reasoning thread ----
 
@@ -514,6 +580,9 @@ class PlannerNodeMixin:
         if self._stop.is_set() or not self._active:
             return
         self.pub_reasoning.publish(fill_reasoning(text))
+        self.pub_reasoning_stamped.publish(fill_reasoning_stamped(
+            text, stamp_ns=stamp_ns, frame_id=str(spec_value(self.spec, "frame_id", "base_link")),
+            generation_ms=gen_ms, generated_ns=self.get_clock().now().nanoseconds))
         with self._pub_lock:
             self._published["reasoning"] += 1
 
@@ -538,12 +607,17 @@ class PlannerNodeMixin:
                 "qos_incompatible_last": self._qos_last,
                 "active": self._active,
             }
+            extra.update({f"qos.{cam}": text for cam, text in self._camera_qos.items()})
             fatal = ""
             if self._planning_thread is not None and not self._planning_thread.is_alive() \
                     and not self._stop.is_set():
                 fatal = "planning thread stopped (see the log)"
-            statuses = evaluate(self.core.snapshot(), self.core.stale_after_ms, self._diag_state, extra,
-                                fatal=fatal)
+            snap, clock = self.core.snapshot(), self.get_clock()
+            sim_s = (self._sim_since_plan.update(snap.plans, clock.now().nanoseconds)
+                     if clock.ros_time_is_active else None)
+            extra["sim_since_last_plan_s"] = sim_s
+            statuses = evaluate(snap, self.core.stale_after_ms, self._diag_state, extra,
+                                fatal=fatal, sim_since_plan_s=sim_s)
             if not self._active:  # configured but not active: silence is expected, not an error
                 for st in statuses:
                     st.level, st.message = OK, f"inactive ({self._inactive_reason})"
@@ -593,6 +667,14 @@ class PlannerNodeMixin:
                 self.core.set_limits(max_skew_ms=p.value)
             elif p.name == "stale_after_ms":
                 self.core.set_limits(stale_after_ms=p.value)
+            elif p.name == "max_frame_age_ms":
+                self.core.set_limits(max_frame_age_ms=p.value)
+            elif p.name == "drop_implausible_plans":
+                self.core.set_plausibility(drop=p.value)
+            elif p.name == "plausibility.max_first_waypoint_m":
+                self.core.set_plausibility(max_first_waypoint_m=p.value)
+            elif p.name == "plausibility.max_speed_mps":
+                self.core.set_plausibility(max_speed_mps=p.value)
             elif p.name == "reasoning.enabled":
                 self.reasoner.enabled = bool(p.value)
             elif p.name == "reasoning.max_tokens":

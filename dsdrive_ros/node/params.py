@@ -10,6 +10,8 @@ import math
 from dataclasses import dataclass, field
 from typing import Any, Optional, Sequence
 
+from dsdrive_ros.outputs.parse import PlausibilityLimits
+
 __all__ = [
     "BACKENDS",
     "PRECISIONS",
@@ -47,6 +49,8 @@ class ParamSpec:
     type_name: str = ""  # "string_array" for lists (empty defaults need an explicit type)
 
 
+_PLAUSIBLE = PlausibilityLimits()  # the defaults
+
 PARAMS: tuple[ParamSpec, ...] = (
     ParamSpec("model_dir", "", "Exported model directory (config.json, planner.onnx, reasoner.onnx, "
               "tokenizer.json). Required.", read_only=True),
@@ -70,15 +74,30 @@ PARAMS: tuple[ParamSpec, ...] = (
     ParamSpec("stale_after_ms", 500.0, "A camera with no frame for this long is stale (WARN, no "
               "planning); no plan for this long is an ERROR in /diagnostics. Odometry older than "
               "this is ignored (speed 0).", float_range=(10.0, 60000.0, 0.0)),
+    ParamSpec("max_frame_age_ms", 0.0, "A camera set older than this (node clock - anchor stamp) when "
+              "planning starts is dropped (counted sets_too_old); 0 = off.",
+              float_range=(0.0, 600000.0, 0.0)),
+    ParamSpec("drop_implausible_plans", False, "Drop (count implausible_plans, publish nothing) a plan "
+              "whose first waypoint is farther than plausibility.max_first_waypoint_m from the ego or "
+              "whose consecutive waypoints imply more than plausibility.max_speed_mps."),
+    ParamSpec("plausibility.max_first_waypoint_m", _PLAUSIBLE.max_first_waypoint_m,
+              "drop_implausible_plans: farthest first waypoint from the ego (m).",
+              float_range=(0.0, 1000.0, 0.0)),
+    ParamSpec("plausibility.max_speed_mps", _PLAUSIBLE.max_speed_mps,
+              "drop_implausible_plans: highest speed consecutive waypoints may imply (m/s).",
+              float_range=(0.0, 1000.0, 0.0)),
+    ParamSpec("debug_image.enabled", False, "Publish dsdrive/debug_image (sensor_msgs/Image): the "
+              "anchor camera with the path and the texts drawn (costs CPU on the planning thread).",
+              read_only=True),
     ParamSpec("reasoning.enabled", True, "Generate reasoning text (off the planning path)."),
     ParamSpec("reasoning.max_tokens", 64, "Most tokens per reasoning text.", int_range=(1, 1024, 1)),
     ParamSpec("reasoning.max_rate_hz", 1.0, "Most reasoning texts per second (latest frame only; "
               "0 = as fast as generation goes).", float_range=(0.0, 100.0, 0.0)),
-    ParamSpec("qos.reliability", "", "Camera subscription reliability override: '' (default: "
-              "best_effort, SensorData) | best_effort | reliable | system_default.", read_only=True,
-              choices=RELIABILITIES),
-    ParamSpec("qos.depth", 1, "Camera subscription queue depth (keep last).", read_only=True,
-              int_range=(1, 100, 1)),
+    ParamSpec("qos.reliability", "", "DEPRECATED (use qos_overrides./<camera topic>.subscription."
+              "reliability): camera subscription reliability: '' (default: best_effort, SensorData) | "
+              "best_effort | reliable | system_default.", read_only=True, choices=RELIABILITIES),
+    ParamSpec("qos.depth", 1, "DEPRECATED (use qos_overrides./<camera topic>.subscription.depth): "
+              "camera subscription queue depth (keep last).", read_only=True, int_range=(1, 100, 1)),
     ParamSpec("diagnostics_period_s", 1.0, "Period of /diagnostics.", read_only=True,
               float_range=(0.1, 60.0, 0.0)),
 )
@@ -97,6 +116,11 @@ class NodeConfig:
     image_transport: str = "raw"
     max_camera_skew_ms: float = 50.0
     stale_after_ms: float = 500.0
+    max_frame_age_ms: float = 0.0
+    drop_implausible_plans: bool = False
+    plausibility_max_first_waypoint_m: float = _PLAUSIBLE.max_first_waypoint_m
+    plausibility_max_speed_mps: float = _PLAUSIBLE.max_speed_mps
+    debug_image_enabled: bool = False
     reasoning_enabled: bool = True
     reasoning_max_tokens: int = 64
     reasoning_max_rate_hz: float = 1.0
@@ -130,9 +154,15 @@ class NodeConfig:
         if self.anchor_camera and cams and self.anchor_camera not in cams:
             raise ConfigError(f"anchor_camera {self.anchor_camera!r} is not one of cameras {cams}")
         for name in ("max_camera_skew_ms", "stale_after_ms", "reasoning_max_rate_hz",
-                     "diagnostics_period_s"):
+                     "diagnostics_period_s", "max_frame_age_ms", "plausibility_max_first_waypoint_m",
+                     "plausibility_max_speed_mps"):
             if float(getattr(self, name)) < 0:
                 raise ConfigError(f"{name} must be >= 0")
+
+    @property
+    def plausibility(self) -> PlausibilityLimits:
+        return PlausibilityLimits(float(self.plausibility_max_first_waypoint_m),
+                                  float(self.plausibility_max_speed_mps))
 
     @property
     def anchor(self) -> str:

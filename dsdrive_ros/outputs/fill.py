@@ -1,4 +1,5 @@
-""":class:`PlanOutput` -> ROS messages (nav_msgs/Path, dsdrive_ros/DrivingPlan, std_msgs/String).
+""":class:`PlanOutput` -> ROS messages (nav_msgs/Path, dsdrive_ros/DrivingPlan, dsdrive_ros/Reasoning,
+std_msgs/String). RViz markers: ``markers.py``.
 
 In the style of openpilot's ``fill_model_msg``: pure functions that copy already-validated numbers into
 messages, no policy. The path's stamp is the anchor camera's stamp (not "now"), so a consumer can
@@ -25,6 +26,7 @@ __all__ = [
     "fill_path",
     "fill_plan",
     "fill_reasoning",
+    "fill_reasoning_stamped",
 ]
 
 # Segments shorter than this keep the previous heading (a stopped car predicts points on top of
@@ -105,6 +107,22 @@ def fill_reasoning(text: str, msg: Any = None) -> Any:
     return msg
 
 
+def fill_reasoning_stamped(text: str, *, stamp_ns: int, frame_id: str, generation_ms: float,
+                           generated_ns: int, msg: Any = None) -> Any:
+    """dsdrive_ros/msg/Reasoning: ``text`` generated from the frame set stamped ``stamp_ns``,
+    finished at ``generated_ns`` (node clock) after ``generation_ms`` of wall time."""
+    if msg is None:
+        from dsdrive_ros.msg import Reasoning
+
+        msg = Reasoning()
+    msg.header.stamp = ns_to_time(stamp_ns)
+    msg.header.frame_id = frame_id
+    msg.text = str(text)
+    msg.generated_stamp = ns_to_time(generated_ns)
+    msg.generation_ms = float(generation_ms)
+    return msg
+
+
 def _set_if_present(msg: Any, fields: dict[str, str], name: str, value: Any) -> None:
     if name not in fields:
         return
@@ -119,6 +137,8 @@ def _set_if_present(msg: Any, fields: dict[str, str], name: str, value: Any) -> 
         value = bool(value)
     elif kind == "string":
         value = str(value)
+    elif kind == "builtin_interfaces/Time":
+        value = ns_to_time(value)
     elif "sequence<double" in kind or "sequence<float" in kind:
         value = [float(v) for v in np.asarray(value).reshape(-1)]
     setattr(msg, name, value)
@@ -138,6 +158,7 @@ def fill_plan(plan: PlanOutput, msg: Any = None, path: Any = None) -> Any:
         "waypoint_times_s": plan.times_s,
         "instruction": plan.instruction,
         "reasoning": plan.reasoning,
+        "reasoning_stamp": plan.reasoning_stamp_ns,
         "end_probability": plan.end_prob,
         "end_of_instruction": plan.instruction_completed,
         "model_latency_ms": plan.latency_ms,

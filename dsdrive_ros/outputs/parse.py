@@ -16,7 +16,8 @@ from typing import Any, Mapping
 
 import numpy as np
 
-__all__ = ["PlanOutput", "PlanParseError", "parse_plan", "waypoint_times", "spec_value"]
+__all__ = ["PlanOutput", "PlanParseError", "ImplausiblePlan", "PlausibilityLimits", "implausibility",
+           "parse_plan", "waypoint_times", "spec_value"]
 
 # A waypoint farther than this from the vehicle is treated as garbage (the model predicts a few
 # seconds ahead: even 200 km/h for 10 s is ~560 m).
@@ -27,6 +28,18 @@ _PROB_TOL = 1e-3
 
 class PlanParseError(ValueError):
     """The model's output for one frame is unusable (shape, NaN/Inf, out of range)."""
+
+
+class ImplausiblePlan(PlanParseError):
+    """A well-formed plan that fails the sanity checks of :class:`PlausibilityLimits`."""
+
+
+@dataclass(frozen=True)
+class PlausibilityLimits:
+    """Bounds a plan must keep to be published when ``drop_implausible_plans`` is on."""
+
+    max_first_waypoint_m: float = 20.0  # the first waypoint's distance from the ego (base_link origin)
+    max_speed_mps: float = 50.0  # implied by consecutive waypoints (distance / time between them)
 
 
 @dataclass
@@ -46,6 +59,7 @@ class PlanOutput:
     frames_dropped: int = 0  # frame sets skipped (keep-latest) since the previous published plan
     backend: str = ""
     reasoning: str = ""
+    reasoning_stamp_ns: int = 0  # stamp of the (earlier) plan whose frame set `reasoning` explains
     frame_id: str = "base_link"
     instruction: str = ""
     speed: float = 0.0
@@ -78,6 +92,7 @@ class PlanOutput:
             "frames_dropped": int(self.frames_dropped),
             "backend": self.backend,
             "reasoning": self.reasoning,
+            "reasoning_stamp_ns": int(self.reasoning_stamp_ns),
             "frame_id": self.frame_id,
             "instruction": self.instruction,
             "speed": float(self.speed),
@@ -116,6 +131,25 @@ def spec_value(spec: Any, name: str, default: Any = None) -> Any:
 def waypoint_times(count: int, dt_s: float) -> np.ndarray:
     """Seconds after the stamp of each waypoint: dt, 2dt, ..., K*dt."""
     return (np.arange(1, int(count) + 1, dtype=np.float64) * float(dt_s))
+
+
+def implausibility(waypoints: np.ndarray, times_s: np.ndarray, limits: PlausibilityLimits) -> str:
+    """Why a path breaks ``limits`` ('' when it does not): its first waypoint lies too far from
+    the ego, or two consecutive waypoints are further apart than ``max_speed_mps`` allows."""
+    wp = np.asarray(waypoints, dtype=np.float64).reshape(-1, 2)
+    if len(wp) == 0:
+        return ""
+    first = float(np.hypot(*wp[0]))
+    if first > limits.max_first_waypoint_m:
+        return f"first waypoint {first:.1f} m from the ego (limit {limits.max_first_waypoint_m:g} m)"
+    if len(wp) < 2:
+        return ""
+    speeds = np.linalg.norm(np.diff(wp, axis=0), axis=1) / np.maximum(np.diff(times_s), 1e-9)
+    i = int(np.argmax(speeds))
+    if speeds[i] > limits.max_speed_mps:
+        return (f"waypoints {i + 1}->{i + 2} imply {speeds[i]:.1f} m/s "
+                f"(limit {limits.max_speed_mps:g} m/s)")
+    return ""
 
 
 def _scalar(value: Any, name: str) -> float:

@@ -20,11 +20,14 @@ __all__ = [
     "T_ODOM",
     "T_PATH",
     "T_PLAN",
+    "T_REASONING",
     "T_DIAG",
+    "T_MARKERS",
     "T_CAMERA_INFO",
     "GT_PATH_TOPIC",
     "BagInputs",
     "driving_plan_msg_path",
+    "share_file",
     "typestore",
     "find_inputs",
     "open_reader",
@@ -40,34 +43,42 @@ T_STRING = "std_msgs/msg/String"
 T_ODOM = "nav_msgs/msg/Odometry"
 T_PATH = "nav_msgs/msg/Path"
 T_PLAN = "dsdrive_ros/msg/DrivingPlan"
+T_REASONING = "dsdrive_ros/msg/Reasoning"
 T_DIAG = "diagnostic_msgs/msg/DiagnosticArray"
+T_MARKERS = "visualization_msgs/msg/MarkerArray"
 GT_PATH_TOPIC = "/ground_truth/path"
 
 _CAMERA_RE = re.compile(r"(?:^|/)camera/([^/]+)/image_raw(/compressed)?$")
 _INFO_RE = re.compile(r"(?:^|/)camera/([^/]+)/camera_info$")
 
 
-def driving_plan_msg_path() -> Path:
-    """msg/DrivingPlan.msg: the installed share/dsdrive_ros/msg copy, else the source tree's."""
+def share_file(relpath: str) -> Path:
+    """A file of the package's share directory (e.g. msg/DrivingPlan.msg, config/dsdrive.rviz): the
+    installed share/dsdrive_ros copy, else the source tree's."""
     try:
         from ament_index_python.packages import get_package_share_directory
 
-        p = Path(get_package_share_directory("dsdrive_ros")) / "msg" / "DrivingPlan.msg"
+        p = Path(get_package_share_directory("dsdrive_ros")) / relpath
         if p.is_file():
             return p
     except Exception:  # noqa: BLE001 - ament index absent / package not installed
         pass
-    p = Path(__file__).resolve().parents[2] / "msg" / "DrivingPlan.msg"
+    p = Path(__file__).resolve().parents[2] / relpath
     if p.is_file():
         return p
-    raise FileNotFoundError("DrivingPlan.msg not found (neither installed nor in the source tree)")
+    raise FileNotFoundError(f"{relpath} not found (neither installed nor in the source tree)")
+
+
+def driving_plan_msg_path() -> Path:
+    return share_file("msg/DrivingPlan.msg")
 
 
 @lru_cache(maxsize=1)
 def typestore() -> Any:
-    """Kilted typestore + dsdrive_ros/msg/DrivingPlan."""
+    """Kilted typestore + dsdrive_ros/msg/DrivingPlan and Reasoning."""
     ts = get_typestore(STORE)
     ts.register(get_types_from_msg(driving_plan_msg_path().read_text(), T_PLAN))
+    ts.register(get_types_from_msg(share_file("msg/Reasoning.msg").read_text(), T_REASONING))
     return ts
 
 

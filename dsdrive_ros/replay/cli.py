@@ -8,8 +8,10 @@
    on the topics the node subscribes: ``--rate 1`` keeps the recorded timing (real time),
    ``--rate 2`` twice as fast, ``--rate 0`` as fast as the node keeps up (after each complete
    camera set, wait for the node's output before sending the next);
-4. records everything the node publishes (dsdrive/path, dsdrive/plan, dsdrive/reasoning,
-   /diagnostics) into ``OUT/outputs`` (rosbag2 mcap), stops the node (SIGINT), and
+   with ``--clock``, the node runs with ``use_sim_time:=true`` and /clock follows the bag's
+   timeline at ``--rate`` (replay/clock.py), as under ``ros2 bag play --clock``;
+4. records everything the node publishes (dsdrive/path, dsdrive/plan, dsdrive/reasoning[_stamped],
+   dsdrive/markers, /diagnostics) into ``OUT/outputs`` (rosbag2 mcap), stops the node (SIGINT), and
 5. writes ``OUT/report.md`` + ``OUT/overlays/*.png`` (report.py) and ``OUT/replay.json``.
 
 Structured for a launch file: the node is started with exactly the arguments a
@@ -28,13 +30,16 @@ import threading
 import time
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any, Optional, Sequence
+from typing import Any, Callable, Optional, Sequence
 
 from dsdrive_ros.node.process import NodeProcess, private_domain, use_dds_profile
+from dsdrive_ros.replay.clock import ClockPublisher, PlaybackClock
 from dsdrive_ros.replay.bagio import (
     T_DIAG,
+    T_MARKERS,
     T_PATH,
     T_PLAN,
+    T_REASONING,
     T_STRING,
     BagInputs,
     find_inputs,
@@ -50,6 +55,8 @@ OUTPUT_TOPICS = {
     "/dsdrive/path": T_PATH,
     "/dsdrive/plan": T_PLAN,
     "/dsdrive/reasoning": T_STRING,
+    "/dsdrive/reasoning_stamped": T_REASONING,
+    "/dsdrive/markers": T_MARKERS,
     "/diagnostics": T_DIAG,
 }
 
@@ -63,6 +70,9 @@ def build_parser() -> argparse.ArgumentParser:
     ap.add_argument("--out", type=Path, required=True, help="output folder (outputs bag, report)")
     ap.add_argument("--rate", type=float, default=1.0,
                     help="1 = recorded timing, 2 = twice as fast, 0 = as fast as the node keeps up")
+    ap.add_argument("--clock", type=float, nargs="?", const=100.0, default=0.0, metavar="HZ",
+                    help="publish /clock from the bag's timeline (HZ times a second, default 100) and "
+                         "run the node with use_sim_time:=true; the outputs bag is stamped in bag time")
     ap.add_argument("--backend", default="auto", choices=["auto", "tensorrt", "onnxruntime", "torch"])
     ap.add_argument("--precision", default="fp32", choices=["fp32", "fp16", "int8"])
     ap.add_argument("--params-file", type=Path, default=None,
@@ -103,6 +113,7 @@ class _Recorder:
     path_stamps: list[int] = field(default_factory=list)
     path_recv_ns: dict[int, int] = field(default_factory=dict)
     last_recv_mono: float = 0.0
+    clock: Callable[[], Optional[int]] = time.time_ns  # the outputs bag's timeline
 
     def __post_init__(self) -> None:
         self.cond = threading.Condition(self.lock)
@@ -126,7 +137,7 @@ class _Recorder:
             with self.lock:
                 if self.writer is None:
                     return
-                self.writer.write(self.conns[topic], now, bytes(data))
+                self.writer.write(self.conns[topic], self.clock() or now, bytes(data))
                 self.counts[topic] += 1
                 self.last_recv_mono = time.monotonic()
                 if topic == "/dsdrive/path":
@@ -163,6 +174,8 @@ class Replay:
     def _start_node(self, transport: str) -> None:
         a = self.args
         params = [f"image_transport:={transport}", f"backend:={a.backend}", f"precision:={a.precision}"]
+        if a.clock:
+            params.append("use_sim_time:=true")
         self.node = NodeProcess(self.model_dir, self.out, params + list(a.param),
                                 a.params_file.resolve() if a.params_file else None)
         self.summary["node_command"] = self.node.command
@@ -223,6 +236,10 @@ class Replay:
         executor = SingleThreadedExecutor(context=ctx)
         executor.add_node(node)
         rec = _Recorder(outputs)
+        clock: Optional[ClockPublisher] = None
+        if a.clock:
+            clock = ClockPublisher(node, PlaybackClock(a.rate), a.clock)
+            rec.clock = clock.clock.now_ns
         rec.open()
         spin_stop = threading.Event()
 
@@ -246,11 +263,13 @@ class Replay:
             from nav_msgs.msg import Path as PathMsg
             from sensor_msgs.msg import CompressedImage, Image
             from std_msgs.msg import String
+            from visualization_msgs.msg import MarkerArray
 
-            from dsdrive_ros.msg import DrivingPlan
+            from dsdrive_ros.msg import DrivingPlan, Reasoning
 
             types = {"/dsdrive/path": PathMsg, "/dsdrive/plan": DrivingPlan,
-                     "/dsdrive/reasoning": String, "/diagnostics": DiagnosticArray}
+                     "/dsdrive/reasoning": String, "/dsdrive/reasoning_stamped": Reasoning,
+                     "/dsdrive/markers": MarkerArray, "/diagnostics": DiagnosticArray}
             subs = {t: node.create_subscription(types[t], t, rec.callback(t), output_qos(50), raw=True)
                     for t in OUTPUT_TOPICS}
             img_type = CompressedImage if inputs.transport == "compressed" else Image
@@ -276,7 +295,8 @@ class Replay:
                           f"(code {self.node.proc.returncode}):\n{self._node_tail()}", file=sys.stderr)
                     return 1
                 if (all(p.get_subscription_count() > 0 for p in cam_pubs.values())
-                        and subs["/dsdrive/path"].get_publisher_count() > 0):
+                        and subs["/dsdrive/path"].get_publisher_count() > 0
+                        and (clock is None or clock.subscription_count() > 0)):
                     break
                 time.sleep(0.05)
             else:
@@ -284,8 +304,10 @@ class Replay:
                       file=sys.stderr)
                 return 1
             time.sleep(0.3)  # let the remaining endpoints (instruction, odom) match too
+            if clock is not None:
+                clock.start(reader.start_time)
 
-            rc, sent, sets, timeouts, e2e_ms = self._publish(reader, inputs, cameras, pubs, rec)
+            rc, sent, sets, timeouts, e2e_ms = self._publish(reader, inputs, cameras, pubs, rec, clock)
 
             # ---- drain: wait until outputs stop coming ----
             quiet_since = time.monotonic()
@@ -305,6 +327,8 @@ class Replay:
             rc = 130
         finally:
             node_rc = self._stop_node()
+            if clock is not None:
+                clock.stop()
             spin_stop.set()
             if spinner.is_alive():
                 spinner.join(2.0)
@@ -319,6 +343,7 @@ class Replay:
             counts = dict(rec.counts)
         self.summary.update({
             "bag": str(a.bag), "model_dir": str(self.model_dir), "rate": a.rate,
+            "clock_hz": a.clock, "clock_messages": clock.published if clock is not None else 0,
             "transport": inputs.transport, "cameras": cameras,
             "sent": sent, "camera_sets": sets, "sets_without_output": timeouts,
             "received": counts, "node_exit_code": node_rc,
@@ -340,7 +365,7 @@ class Replay:
         return rc
 
     def _publish(self, reader: Any, inputs: BagInputs, cameras: list[str],
-                 pubs: dict[int, tuple[str, Any]], rec: _Recorder):
+                 pubs: dict[int, tuple[str, Any]], rec: _Recorder, clock: Optional[ClockPublisher]):
         """Publish the bag's inputs; returns (rc, sent counts, camera sets, sets without output, e2e ms)."""
         a = self.args
         conns = inputs.connections()
@@ -371,6 +396,8 @@ class Replay:
                 if not self._node_alive():
                     rc = 1
                     break
+                if clock is not None:
+                    clock.clock.hold(t_bag)  # /clock runs up to this message while we wait for it
                 if a.rate > 0:
                     if t0_bag is None:
                         t0_bag, t0_wall = t_bag, time.monotonic()
@@ -384,6 +411,8 @@ class Replay:
                         send_ns.setdefault(tick_anchor_ns, time.time_ns())
                     except Exception:  # noqa: BLE001 - a broken message is the node's to reject
                         tick_anchor_ns = None
+                if clock is not None:
+                    clock.publish_at(t_bag)
                 pub.publish(bytes(raw))
                 sent[role] = sent.get(role, 0) + 1
                 if progress is not None:

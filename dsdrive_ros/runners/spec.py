@@ -62,6 +62,11 @@ class ModelSpec:
         return str(self.raw["waypoints"]["frame_id"])
 
     @property
+    def head_layout(self) -> str:
+        """"waypoints" or "path_speed"; exports before the path/speed heads have no "heads" entry."""
+        return str(self.raw.get("heads", {}).get("layout", "waypoints"))
+
+    @property
     def history_frames(self) -> int:
         return int(self.raw["history_frames"])
 

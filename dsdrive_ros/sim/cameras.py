@@ -68,12 +68,22 @@ class CameraConfig:
         return d
 
 
+FOCUS_FOV_DEG = 30.0
+
+
 def default_cameras(width: int = 224, height: int = 128, fov_deg: float = 100.0,
-                    x: float = 1.3, z: float = 2.3) -> list[CameraConfig]:
-    return [CameraConfig("front", 0.0, x, 0.0, z, 0.0, fov_deg, width, height),
-            CameraConfig("left", 60.0, x, 0.0, z, 0.0, fov_deg, width, height),
-            CameraConfig("right", -60.0, x, 0.0, z, 0.0, fov_deg, width, height),
-            CameraConfig("rear", 180.0, x, 0.0, z, 0.0, fov_deg, width, height)]
+                    x: float = 1.3, z: float = 2.3, focus: bool = False) -> list[CameraConfig]:
+    """The four-camera rig; `focus` adds LMDrive's focus view: "front_focus", the front camera's
+    centre at FOCUS_FOV_DEG, where lights and stop lines 30 m ahead are more than a few pixels. It is
+    the same pinhole as a centre crop of a high-resolution front image (tan 15 deg / tan 50 deg =
+    22.5 % of its width), which is how a vehicle derives it from its front camera."""
+    rig = [CameraConfig("front", 0.0, x, 0.0, z, 0.0, fov_deg, width, height),
+           CameraConfig("left", 60.0, x, 0.0, z, 0.0, fov_deg, width, height),
+           CameraConfig("right", -60.0, x, 0.0, z, 0.0, fov_deg, width, height),
+           CameraConfig("rear", 180.0, x, 0.0, z, 0.0, fov_deg, width, height)]
+    if focus:
+        rig.append(CameraConfig("front_focus", 0.0, x, 0.0, z, 0.0, FOCUS_FOV_DEG, width, height))
+    return rig
 
 
 @dataclass

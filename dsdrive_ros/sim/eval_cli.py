@@ -51,6 +51,10 @@ from typing import Any, Optional, Sequence
 
 import numpy as np
 
+from .diagnose import ShadowExpert, diagnose_route
+from .diagnose import format_table as format_diagnosis
+from .diagnose import aggregate as diagnosis_aggregate
+
 __all__ = ["main", "build_parser", "run_eval", "plot_route", "route_seeds", "AGENTS"]
 
 AGENTS = ("model", "model-inprocess", "expert", "expert-pid", "constant-velocity")
@@ -106,6 +110,9 @@ def build_parser() -> argparse.ArgumentParser:
                     help="constant-velocity agent: speed floor (m/s); 0 = never leaves the start")
     ap.add_argument("--cache", default=None, help="SUMO world cache folder (default: sim/world.py's)")
     ap.add_argument("--no-plots", action="store_true", help="skip the per-route PNGs")
+    ap.add_argument("--diagnose", action="store_true",
+                    help="a privileged expert shadows the agent: per-failure counts (sim/diagnose.py) "
+                         "in results.json and summary.md")
     ap.add_argument("--no-progress", action="store_true", help="no tqdm progress bars")
     return ap
 
@@ -281,6 +288,8 @@ def run_route(index: int, ep_seed: int, args, agent, cfg, rig, progress: bool) -
            "wall_s": wall,
            "infraction_list": [asdict(i) for i in ep.infractions],
            "agent": _agent_summary(agent)}
+    if isinstance(agent, ShadowExpert):
+        rec["diagnosis"] = asdict(diagnose_route(agent.trace, ep.route, ep.world.static, rec))
     rec["_plot"] = (ep.world.static, ep.route, list(ep.poses), list(ep.infractions))
     return rec
 
@@ -328,6 +337,8 @@ def write_summary(path: Path, results: dict) -> None:
               f"Collisions with the ego below {STANDING_MPS:g} m/s (hit while standing or creeping): "
               f"{m.get('collisions_ego_standing', 0)} of {sum(n for k, n in m['infractions'].items() if k.startswith('collision'))}.",
               ""]
+    if "diagnosis" in m:
+        lines += ["## Diagnosis (sim/diagnose.py)", "", format_diagnosis({c["agent"]: m["diagnosis"]}), ""]
     path.write_text("\n".join(lines))
 
 
@@ -374,6 +385,8 @@ def run_eval(args) -> dict:
             node_proc = NodeProcess(args.model_dir, out, params,
                                     args.params_file.resolve() if args.params_file else None)
         agent = _make_agent(args, spec, node_proc)
+        if args.diagnose:
+            agent = ShadowExpert(agent)
         route_iter: Any = list(enumerate(seeds))
         if progress:
             from tqdm import tqdm
@@ -399,6 +412,8 @@ def run_eval(args) -> dict:
 
     mean = scoring.aggregate(routes)
     mean["collisions_ego_standing"] = collisions_ego_standing(routes)
+    if args.diagnose:
+        mean["diagnosis"] = diagnosis_aggregate([r["diagnosis"] for r in routes])
     mean["status"] = {}
     for r in routes:
         mean["status"][r["status"]] = mean["status"].get(r["status"], 0) + 1

@@ -75,6 +75,14 @@ def episode_meta(ep: Any) -> dict[str, Any]:
     return {}
 
 
+def focus_episode_factory(town: str, seed: int, steps: int | None) -> Any:
+    """default_episode_factory with the focus view rendered too (sim.cameras.default_cameras)."""
+    from dsdrive_ros.sim.cameras import default_cameras
+    from dsdrive_ros.sim.episode import Episode
+
+    return Episode(town=town, seed=seed, max_steps=steps, cameras=default_cameras(focus=True))
+
+
 def default_episode_factory(town: str, seed: int, steps: int | None) -> Any:
     """Open the simulator's Episode (dsdrive_ros/sim/episode.py) for one drive with the expert.
 
@@ -202,6 +210,8 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--vlm-conversation", action="store_true", help="ask Q1/Q2/Q3 as three turns")
     ap.add_argument("--vlm-on-error", choices=("fail", "scripted"), default="fail")
     ap.add_argument("--jpeg-quality", type=int, default=90)
+    ap.add_argument("--focus-view", action="store_true",
+                    help="also record front_focus, a 30 deg view of the front camera's centre (for lights)")
     ap.add_argument("--no-progress", action="store_true")
     args = ap.parse_args(argv)
 
@@ -217,6 +227,7 @@ def main(argv: list[str] | None = None) -> int:
                          conversation=args.vlm_conversation)
         teacher = _TeacherWithFallback(vlm, scripted, args.vlm_on_error)
     res = generate(args.out, towns, args.episodes, args.seed, args.steps, teacher,
+                   episode_factory=focus_episode_factory if args.focus_view else None,
                    progress=not args.no_progress, jpeg_quality=args.jpeg_quality)
     print(f"wrote {len(res['written'])} episodes ({res['frames']} frames), skipped {len(res['skipped'])} complete",
           file=sys.stderr)

@@ -23,75 +23,12 @@ from pathlib import Path
 
 import numpy as np
 
+from .towns import NET_COMMON_ARGS, TEST_TOWNS, TOWNS, TRAINING_TOWNS, VAL_TOWNS, TownSpec, town_names
+
 __all__ = [
-    "TownSpec", "TOWNS", "TRAINING_TOWNS", "HELDOUT_TOWNS", "town_names", "cache_dir", "sumo_home",
+    "TownSpec", "TOWNS", "TRAINING_TOWNS", "VAL_TOWNS", "TEST_TOWNS", "town_names", "cache_dir", "sumo_home",
     "WorldFiles", "generate_world", "demand_for_net", "LaneInfo", "StopLine", "StaticMap", "World",
 ]
-
-# ------------------------------------------------------------------------------------------------
-# Town presets
-
-
-@dataclass(frozen=True)
-class TownSpec:
-    name: str
-    split: str  # "train" | "heldout"
-    net_args: tuple[str, ...]  # netgenerate arguments (network type and geometry)
-    vehicle_density: float = 300.0  # vehicles inserted per hour per km of road (randomTrips)
-    ped_density: float = 60.0  # persons inserted per hour per km of road
-    seeded_net: bool = False  # the network itself depends on the seed (random towns)
-    description: str = ""
-
-
-_COMMON = ("--tls.guess", "true", "--tls.guess.threshold", "45", "--sidewalks.guess", "true", "--crossings.guess", "true",
-           "--no-turnarounds", "true", "--junctions.corner-detail", "5", "--default.speed", "13.89",
-           "--default.junctions.radius", "10")
-
-TOWNS: dict[str, TownSpec] = {
-    # training towns: the expert and the model are tuned on these
-    "grid4": TownSpec("grid4", "train", ("--grid", "--grid.number", "4", "--grid.length", "150",
-                                          "--default.lanenumber", "2"),
-                      description="4x4 grid, 150 m blocks, 2 lanes, guessed traffic lights"),
-    "grid3": TownSpec("grid3", "train", ("--grid", "--grid.x-number", "3", "--grid.y-number", "4",
-                                          "--grid.x-length", "120", "--grid.y-length", "90",
-                                          "--default.lanenumber", "1", "--default-junction-type",
-                                          "traffic_light"),
-                      description="3x4 grid, single lanes, every junction signalised"),
-    "spider": TownSpec("spider", "train", ("--spider", "--spider.arm-number", "6",
-                                            "--spider.circle-number", "3", "--spider.space-radius",
-                                            "70", "--spider.omit-center", "true",
-                                            "--default.lanenumber", "1"),
-                       description="6 arms x 3 rings, 70 m spacing, single lanes"),
-    "rand": TownSpec("rand", "train", ("--rand", "--rand.iterations", "50", "--rand.min-distance",
-                                        "70", "--rand.max-distance", "180", "--rand.min-angle",
-                                        "60", "--rand.bidi-probability", "1",
-                                        "--default.lanenumber", "1"),
-                     seeded_net=True, description="random planar network (seeded), single lanes"),
-    # held-out towns: never used for tuning
-    "grid5": TownSpec("grid5", "heldout", ("--grid", "--grid.x-number", "5", "--grid.y-number", "4",
-                                            "--grid.x-length", "110", "--grid.y-length", "170",
-                                            "--default.lanenumber", "2"),
-                      description="5x4 grid, 110 x 170 m blocks, 2 lanes"),
-    "spider5": TownSpec("spider5", "heldout", ("--spider", "--spider.arm-number", "5",
-                                                "--spider.circle-number", "4",
-                                                "--spider.space-radius", "60",
-                                                "--default.lanenumber", "2"),
-                        description="5 arms x 4 rings, 60 m spacing, 2 lanes, with centre"),
-    "randgrid": TownSpec("randgrid", "heldout", ("--rand", "--rand.grid", "--rand.iterations",
-                                                  "60", "--rand.min-distance", "100",
-                                                  "--rand.bidi-probability", "1",
-                                                  "--rand.connectivity", "0.9",
-                                                  "--default.lanenumber", "1"),
-                         seeded_net=True,
-                         description="random connections on a 100 m lattice (seeded), single lanes"),
-}
-TRAINING_TOWNS = tuple(n for n, s in TOWNS.items() if s.split == "train")
-HELDOUT_TOWNS = tuple(n for n, s in TOWNS.items() if s.split == "heldout")
-
-
-def town_names(split: str | None = None) -> list[str]:
-    return [n for n, s in TOWNS.items() if split is None or s.split == split]
-
 
 # ------------------------------------------------------------------------------------------------
 # Files and cache
@@ -211,8 +148,8 @@ def generate_world(town: str, seed: int = 0, cache: str | os.PathLike | None = N
     spec = TOWNS[town]
     root = Path(cache) if cache is not None else cache_dir()
     # the key includes the generator settings, so changing a preset never reuses stale files
-    recipe = json.dumps([spec.net_args, _COMMON, spec.vehicle_density, spec.ped_density, end_s,
-                         spec.seeded_net, _VTYPES, _DEMAND_VERSION])
+    recipe = json.dumps([spec.net_args, NET_COMMON_ARGS, spec.vehicle_density, spec.ped_density, end_s,
+                         spec.seeded_net, spec.net_seed, _VTYPES, _DEMAND_VERSION])
     final = root / f"{town}_s{seed}_{hashlib.sha1(recipe.encode()).hexdigest()[:8]}"
     if (final / "world.json").exists() and not force:
         return _files_from_dir(final)
@@ -220,13 +157,13 @@ def generate_world(town: str, seed: int = 0, cache: str | os.PathLike | None = N
         shutil.rmtree(final, ignore_errors=True)
     root.mkdir(parents=True, exist_ok=True)
     tmp = tempfile.mkdtemp(prefix=f".{town}_s{seed}.", dir=root)
-    net_seed = seed if spec.seeded_net else 0
-    _run([_sumo_bin("netgenerate"), *spec.net_args, *_COMMON, "--seed", str(net_seed),
+    net_seed = seed if spec.seeded_net else spec.net_seed
+    _run([_sumo_bin("netgenerate"), *spec.net_args, *NET_COMMON_ARGS, "--seed", str(net_seed),
           "-o", "town.net.xml", "--no-warnings", "true"], cwd=tmp)
     Path(tmp, "types.add.xml").write_text(_VTYPES)
     routes = _write_demand(tmp, "town.net.xml", seed, spec.vehicle_density, spec.ped_density, end_s)
     meta = {"town": town, "seed": seed, "net": "town.net.xml", "routes": routes,
-            "additional": ["types.add.xml"], "netgenerate": list(spec.net_args + _COMMON),
+            "additional": ["types.add.xml"], "netgenerate": list(spec.net_args + NET_COMMON_ARGS),
             "sumo_home": sumo_home()}
     Path(tmp, "world.json").write_text(json.dumps(meta, indent=1))
     _finish_cache_dir(tmp, final)

@@ -19,12 +19,14 @@ def main(argv: list[str] | None = None) -> int:
     from ..model.checkpoint import load_checkpoint
     from ..model.tokenizer import DSDriveTokenizer
     from .data import ClipDataset
-    from .loop import TrainConfig, load_episodes, train
+    from .loop import TrainConfig, load_episodes, process_rank, train
     from .metrics import evaluate
 
     try:
         c = TrainConfig.from_file(args.config, out=args.out, steps=args.steps)
         last = Path(c.out) / "last" if args.eval_only else train(c)
+        if process_rank() != 0:  # under torchrun rank 0 alone evaluates and writes open_loop.json
+            return 0
         _, val = load_episodes(c)
     except (ValueError, FileNotFoundError) as e:
         print(f"error: {e}", file=sys.stderr)

@@ -5,7 +5,10 @@ simulator's DatasetReader and the LMDrive-layout reader alike.
 """
 from __future__ import annotations
 
+import os
+
 from dataclasses import dataclass
+from typing import NamedTuple
 
 import numpy as np
 import torch
@@ -15,6 +18,7 @@ from ..frames.preprocess import Preprocessor
 from ..model.config import DSDriveConfig
 from ..model.reasoning_format import format_reasoning
 from ..model.tokenizer import DSDriveTokenizer
+from .augment import Augment
 
 
 @dataclass(frozen=True)
@@ -23,19 +27,67 @@ class _Item:
     index: int
 
 
+class PathSpeedLabels(NamedTuple):
+    path: np.ndarray  # (P, 2) base_link points at 1..P x spacing metres along the ego's future track
+    path_mask: np.ndarray  # (P,) bool: the future track reached that far within the episode
+    speed_class: int  # index of the speed bin nearest to the ego's speed `speed_horizon_s` ahead
+
+
+class EpisodeTrack:
+    """An episode's poses, speeds and cumulative distance, read once for the path/speed labels."""
+
+    def __init__(self, ep, rate_hz: float):
+        recs = [ep.record(i) for i in range(len(ep))]
+        self.xy = np.array([[r["pose"]["x"], r["pose"]["y"]] for r in recs], np.float64).reshape(-1, 2)
+        self.yaw = np.array([r["pose"]["yaw"] for r in recs], np.float64)
+        self.speed = np.array([r["speed"] for r in recs], np.float64)
+        steps = np.linalg.norm(np.diff(self.xy, axis=0), axis=1)
+        self.cum = np.concatenate([[0.0], np.cumsum(steps)])
+        self.rate_hz = rate_hz
+
+    def labels(self, i: int, cfg: DSDriveConfig) -> PathSpeedLabels:
+        d = np.arange(1, cfg.path_points + 1) * cfg.path_spacing_m
+        ahead = self.cum[i:] - self.cum[i]
+        px = np.interp(d, ahead, self.xy[i:, 0])  # past the end of the track: its last point (masked)
+        py = np.interp(d, ahead, self.xy[i:, 1])
+        c, s = np.cos(self.yaw[i]), np.sin(self.yaw[i])
+        dx, dy = px - self.xy[i, 0], py - self.xy[i, 1]
+        path = np.stack([c * dx + s * dy, -s * dx + c * dy], axis=1).astype(np.float32)
+        j = min(i + int(round(cfg.speed_horizon_s * self.rate_hz)), len(self.speed) - 1)
+        bins = np.asarray(cfg.speed_bins)
+        return PathSpeedLabels(path, d <= ahead[-1], int(np.argmin(np.abs(bins - self.speed[j]))))
+
+
 def preprocessor_for(cfg: DSDriveConfig) -> Preprocessor:
     """The runtime's preprocessing, from the same fields export writes into config.json."""
     return Preprocessor(cfg.cameras, cfg.image_height, cfg.image_width, cfg.image_mean, cfg.image_std, 255.0)
 
 
 class ClipDataset(Dataset):
-    def __init__(self, episodes: list, cfg: DSDriveConfig, tokenizer: DSDriveTokenizer):
+    def __init__(self, episodes: list, cfg: DSDriveConfig, tokenizer: DSDriveTokenizer,
+                 augment: Augment | None = None, seed: int = 0):
         self.cfg, self.tokenizer = cfg, tokenizer
+        self.augment = augment if augment is not None and augment.active else None
+        self._seed, self._rng, self._rng_pid = seed, None, -1
+        self._mean = np.asarray(cfg.image_mean, np.float32)
+        self._std = np.asarray(cfg.image_std, np.float32)
         self.items = [_Item(ep, i) for ep in episodes for i in range(len(ep))]
         self.pre = preprocessor_for(cfg)
+        self.tracks: dict[int, EpisodeTrack] = {}
+        if cfg.head_layout == "path_speed":
+            self.tracks = {id(ep): EpisodeTrack(ep, getattr(ep, "rate_hz", None) or 10.0) for ep in episodes}
 
     def __len__(self) -> int:
         return len(self.items)
+
+    def _process_rng(self) -> np.random.Generator:
+        """One generator per process: DataLoader workers are forks and would repeat the parent's draws;
+        torch gives each worker its own initial seed, which tells them apart."""
+        if self._rng_pid != os.getpid():
+            worker = torch.utils.data.get_worker_info() is not None
+            self._rng = np.random.default_rng([self._seed, torch.initial_seed() % 2**32 if worker else 0])
+            self._rng_pid = os.getpid()
+        return self._rng
 
     def _images(self, ep, i: int) -> np.ndarray:
         # decoded on every use: JPEG decoding is cheap next to a training step, and a cache of
@@ -55,13 +107,15 @@ class ClipDataset(Dataset):
             # LMDrive clears its frame buffer when the instruction changes: train the same way
             if j >= 0 and (j == i or ep.record(j)["instruction_id"] == rec["instruction_id"]):
                 images[h], mask[h] = self._images(ep, j), True
+        if self.augment is not None:
+            images = self.augment(images, self._mean, self._std, self._process_rng())
         ids, imask = self.tokenizer.encode_instruction(rec["instruction"], cfg.max_instruction_tokens)
         if rec["teacher"]:
             reasoning = self.tokenizer.encode_reasoning(format_reasoning(rec["teacher"], rec["waypoints"]),
                                                         cfg.max_reasoning_tokens)
         else:  # no chain of thought (e.g. LMDrive data): nothing for the reasoning loss to learn
             reasoning = [cfg.bos_id]
-        return {
+        out = {
             "images": torch.from_numpy(images), "frame_mask": torch.from_numpy(mask),
             "instruction_ids": torch.from_numpy(ids[0]), "instruction_mask": torch.from_numpy(imask[0]),
             "speed": torch.tensor([float(rec["speed"])], dtype=torch.float32),
@@ -70,6 +124,11 @@ class ClipDataset(Dataset):
             "reasoning_ids": torch.tensor(reasoning, dtype=torch.long),
             "action": rec.get("action", ""),
         }
+        if self.tracks:
+            lab = self.tracks[id(ep)].labels(i, cfg)
+            out.update(path=torch.from_numpy(lab.path), path_mask=torch.from_numpy(lab.path_mask),
+                       speed_class=torch.tensor(lab.speed_class, dtype=torch.long))
+        return out
 
 
 def collate(items: list[dict], pad_id: int) -> dict:

@@ -2,7 +2,8 @@
 
 Data-parallel on several GPUs/machines with the standard launcher:
     torchrun --nproc_per_node N -m dsdrive_ros.train.cli --config FILE
-(each rank gets a DistributedSampler shard; rank 0 logs, evaluates and saves).
+(each rank gets a DistributedSampler shard; rank 0 alone writes: config, metrics, checkpoints; every
+rank waits for rank 0's final save before `train` returns, so any rank may then read the checkpoint).
 """
 from __future__ import annotations
 
@@ -29,10 +30,15 @@ from ..model.checkpoint import load_checkpoint, save_checkpoint
 from ..model.config import DSDriveConfig, preset
 from ..model.dsdrive import DSDrive, init_weights
 from ..model.tokenizer import DSDriveTokenizer
+from .augment import Augment
 from .data import ClipDataset, collate, corpus
 from .metrics import evaluate
 
 log = logging.getLogger(__name__)
+
+
+# the loss and its parts, as logged (loss_path / loss_speed: head_layout path_speed only)
+LOSS_KEYS = ("loss", "loss_waypoints", "loss_path", "loss_speed", "loss_reasoning", "loss_end")
 
 
 @dataclass
@@ -73,6 +79,10 @@ class TrainConfig:
     # The share of samples seen without their earlier frames (as after a history reset), so that
     # "no history" (the start of every drive) is no cue for "drive off" either.
     history_dropout: float = 0.0
+    # Image augmentation (train/augment.py): camera jitter up to this many pixels, exposure gain
+    # 1 +- this (training clips only; validation sees the images as recorded).
+    camera_shift_px: int = 0
+    exposure_jitter: float = 0.0
 
     @classmethod
     def from_file(cls, path: str | Path, **overrides) -> "TrainConfig":
@@ -192,6 +202,21 @@ def _load_state(ckpt: Path, model: DSDrive, opt: torch.optim.Optimizer) -> int:
     return int(meta["step"])
 
 
+HEAD_MODULES = ("waypoint_head", "path_head", "speed_head")  # what a head_layout change swaps
+
+
+def load_trunk(model: DSDrive, state: dict[str, torch.Tensor]) -> list[str]:
+    """Load a checkpoint whose planning heads may differ from `model`'s (another head_layout): every
+    other weight must match exactly. Returns the heads left at their init (trained from scratch)."""
+    head = lambda k: k.split(".", 1)[0] in HEAD_MODULES  # noqa: E731
+    missing, unexpected = model.load_state_dict({k: v for k, v in state.items() if not head(k) or
+                                                 k in model.state_dict()}, strict=False)
+    if [k for k in missing if not head(k)] or unexpected:
+        raise ValueError(f"checkpoint does not fit the model beyond its heads: missing "
+                         f"{[k for k in missing if not head(k)][:5]}, unexpected {unexpected[:5]}")
+    return sorted({k.split(".", 1)[0] for k in missing})
+
+
 def plot_curves(csv_path: Path, png_path: Path) -> None:
     import matplotlib
     matplotlib.use("Agg")
@@ -202,7 +227,7 @@ def plot_curves(csv_path: Path, png_path: Path) -> None:
         return
     steps = [int(r["step"]) for r in rows]
     fig, ax = plt.subplots(figsize=(8, 4.5))
-    for key in ("loss", "loss_waypoints", "loss_reasoning", "loss_end"):
+    for key in LOSS_KEYS:
         vals = [float(r[key]) if r.get(key) not in (None, "") else np.nan for r in rows]
         ax.plot(steps, vals, label=key)
     ax.set_yscale("log")
@@ -213,6 +238,11 @@ def plot_curves(csv_path: Path, png_path: Path) -> None:
     fig.tight_layout()
     fig.savefig(png_path, dpi=110)
     plt.close(fig)
+
+
+def process_rank() -> int:
+    """This process's rank under torchrun (RANK), 0 in a single process."""
+    return int(os.environ.get("RANK", "0"))
 
 
 def train(c: TrainConfig) -> Path:
@@ -227,7 +257,8 @@ def train(c: TrainConfig) -> Path:
     random.seed(c.seed + rank)
     out = Path(c.out)
     out.mkdir(parents=True, exist_ok=True)
-    (out / "train_config.json").write_text(json.dumps(dataclasses.asdict(c), indent=2))
+    if rank == 0:
+        (out / "train_config.json").write_text(json.dumps(dataclasses.asdict(c), indent=2))
 
     train_eps, val_eps = load_episodes(c)
     last = out / "last"
@@ -236,7 +267,7 @@ def train(c: TrainConfig) -> Path:
     if distributed:
         dist.barrier()  # every rank resumes from the same checkpoint
     init = load_checkpoint(c.init_from) if c.init_from else None
-    if init is not None:  # `model` overrides then change the loss weights (a shape change fails the load)
+    if init is not None:  # `model` overrides change loss weights, or the head layout (new heads start fresh)
         cfg = DSDriveConfig.from_dict({**init.cfg.to_dict(), **c.model})
     else:
         cfg = preset(c.preset, **c.model)
@@ -246,7 +277,7 @@ def train(c: TrainConfig) -> Path:
         tokenizer = DSDriveTokenizer.load(Path(c.init_from) / "tokenizer.json")
     else:  # BPE on the teacher corpus (training towns only)
         tokenizer = DSDriveTokenizer.train(corpus(train_eps), vocab_size=cfg.vocab_size)
-    train_ds = ClipDataset(train_eps, cfg, tokenizer)
+    train_ds = ClipDataset(train_eps, cfg, tokenizer, Augment(c.camera_shift_px, c.exposure_jitter), c.seed + rank)
     val_ds = ClipDataset(val_eps, cfg, tokenizer) if val_eps else None
     model = init_weights(DSDrive(cfg), c.seed).to(device)
     decay = [p for n, p in model.named_parameters() if p.dim() >= 2]
@@ -257,8 +288,8 @@ def train(c: TrainConfig) -> Path:
     if step:
         log.info("resumed from %s at step %d", last, step)
     elif init is not None:
-        model.load_state_dict(init.state_dict())
-        log.info("fine-tuning from %s", c.init_from)
+        fresh = load_trunk(model, init.state_dict())
+        log.info("fine-tuning from %s%s", c.init_from, f" (new heads: {', '.join(fresh)})" if fresh else "")
     ddp = torch.nn.parallel.DistributedDataParallel(model) if distributed else model
     if distributed:
         if c.startup_weight != 1.0 or c.dataset_weights or c.action_weights:
@@ -274,8 +305,7 @@ def train(c: TrainConfig) -> Path:
                         num_workers=c.workers, drop_last=True, collate_fn=lambda b: collate(b, cfg.pad_id),
                         persistent_workers=c.workers > 0)
     csv_path = out / "metrics.csv"
-    fields = ["step", "lr", "loss", "loss_waypoints", "loss_reasoning", "loss_end", "val_ade_m", "val_fde_m",
-              "val_end_accuracy", "seconds"]
+    fields = ["step", "lr", *LOSS_KEYS, "val_ade_m", "val_fde_m", "val_end_accuracy", "seconds"]
     if rank == 0 and not csv_path.exists():
         csv.writer(csv_path.open("w")).writerow(fields)
     t0, epoch = time.monotonic(), 0
@@ -302,8 +332,7 @@ def train(c: TrainConfig) -> Path:
             row = {}
             if rank == 0 and (step % c.log_every == 0 or step == c.steps):
                 row = {"step": step, "lr": f"{lr_at(step - 1, c):.3g}", "seconds": f"{time.monotonic() - t0:.0f}",
-                       **{k: f"{o[k].item():.4f}" for k in ("loss", "loss_waypoints", "loss_reasoning", "loss_end")
-                          if k in o}}
+                       **{k: f"{o[k].item():.4f}" for k in LOSS_KEYS if k in o}}
                 bar.set_postfix(loss=row["loss"], wp=row["loss_waypoints"])
             if rank == 0 and val_ds is not None and (step % c.eval_every == 0 or step == c.steps):
                 m = evaluate(model, val_ds, tokenizer, max_frames=c.eval_frames, text_frames=0)
@@ -318,5 +347,6 @@ def train(c: TrainConfig) -> Path:
         epoch += 1
     bar.close()
     if distributed:
+        dist.barrier()  # rank 0's final save is complete before any rank returns `last`
         dist.destroy_process_group()
     return last

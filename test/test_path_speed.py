@@ -1,0 +1,157 @@
+"""The disentangled planning heads (head_layout "path_speed"): rebuild, labels, loss, export."""
+import json
+
+import numpy as np
+import pytest
+import torch
+
+from dsdrive_ros.model.config import preset
+from dsdrive_ros.model.dsdrive import DSDrive, init_weights
+from dsdrive_ros.train.data import EpisodeTrack
+from test_model import check_plan_shapes, plan_inputs
+
+
+def _model(**kw):
+    return init_weights(DSDrive(preset("tiny", head_layout="path_speed", **kw))).eval()
+
+
+def _one_hot(cfg, speed):
+    p = torch.zeros(1, len(cfg.speed_bins))
+    p[0, cfg.speed_bins.index(speed)] = 1.0
+    return p
+
+
+def _straight(cfg):
+    d = torch.arange(1, cfg.path_points + 1, dtype=torch.float32) * cfg.path_spacing_m
+    return torch.stack([d, torch.zeros_like(d)], -1)[None]
+
+
+def test_rebuild_cruise_stop_and_ramp():
+    m = _model()
+    cfg = m.cfg
+    path = _straight(cfg)
+    t = torch.arange(1, cfg.n_waypoints + 1) * cfg.waypoint_dt
+    # cruising at the target speed: evenly spaced points, past the path's end too (36 m < 10 * 2.5 s)
+    wp = m.rebuild_waypoints(path, _one_hot(cfg, 10.0), torch.tensor([[10.0]]))
+    assert torch.allclose(wp[0, :, 0], 10.0 * t, atol=1e-4) and wp[0, :, 1].abs().max() < 1e-5
+    # standing, stop class: no motion at all (the creep an L1 head averages into is gone)
+    wp = m.rebuild_waypoints(path, _one_hot(cfg, 0.0), torch.tensor([[0.0]]))
+    assert wp.abs().max() < 1e-6
+    # stop class likely but not certain, above brake_threshold: brakes from 8 m/s at decel_mps2
+    probs = torch.tensor([[0.6, 0, 0, 0, 0.4, 0]])
+    wp = m.rebuild_waypoints(path, probs, torch.tensor([[8.0]]))
+    stop_dist = 8.0 ** 2 / (2 * cfg.decel_mps2)
+    assert wp[0, -1, 0] == pytest.approx(stop_dist, abs=1e-4)
+    assert (torch.diff(wp[0, :, 0]) >= -1e-6).all()
+    # below the threshold: the expected speed (0.4 * 10 = 4 m/s), reached from 0 at accel_mps2
+    probs = torch.tensor([[0.4, 0, 0, 0, 0.6, 0]])
+    wp = m.rebuild_waypoints(path, probs, torch.tensor([[0.0]]))
+    ramp = 6.0 / cfg.accel_mps2
+    expect = torch.where(t < ramp, 0.5 * cfg.accel_mps2 * t ** 2, 0.5 * 6.0 * ramp + 6.0 * (t - ramp))
+    assert torch.allclose(wp[0, :, 0], expect, atol=1e-4)
+
+
+def test_rebuild_follows_a_bent_path():
+    m = _model()
+    cfg = m.cfg
+    # a right-angle turn after 6 m: points beyond it lie on the new leg, at the right distances
+    pts = [[3.0, 0.0], [6.0, 0.0]] + [[6.0, -3.0 * k] for k in range(1, cfg.path_points - 1)]
+    wp = m.rebuild_waypoints(torch.tensor([pts]), _one_hot(cfg, 4.0), torch.tensor([[4.0]]))
+    # 2 m per step: 2, 4, 6 along x, then 8 and 10 m driven = 2 and 4 m down the second leg
+    assert torch.allclose(wp[0], torch.tensor([[2.0, 0], [4.0, 0], [6.0, 0], [6.0, -2.0], [6.0, -4.0]]),
+                          atol=1e-4)
+
+
+def test_shapes_loss_and_learning():
+    m = _model().train()
+    cfg = m.cfg
+    with torch.no_grad():
+        out = check_plan_shapes(m.eval(), cfg, plan_inputs(cfg), 2)
+    assert out["path"].shape == (2, cfg.path_points, 2)
+    assert out["speed_probs"].shape == (2, len(cfg.speed_bins))
+    m.train()
+    b = 2
+    batch = {k: v for k, v in plan_inputs(cfg, b).items() if k in ("instruction_ids", "instruction_mask", "speed")}
+    batch.update(images=torch.randn(b, cfg.history_frames, cfg.n_cameras, 3, cfg.image_height, cfg.image_width),
+                 frame_mask=torch.ones(b, cfg.history_frames, dtype=torch.bool),
+                 waypoints=torch.randn(b, cfg.n_waypoints, 2), end=torch.tensor([0, 1]),
+                 path=_straight(cfg).repeat(b, 1, 1), speed_class=torch.tensor([0, 4]),
+                 path_mask=torch.tensor([[True] * cfg.path_points, [True] * 3 + [False] * (cfg.path_points - 3)]))
+    opt = torch.optim.AdamW(m.parameters(), lr=3e-3)
+    first = None
+    for _ in range(25):
+        out = m(batch)
+        opt.zero_grad()
+        out["loss"].backward()
+        opt.step()
+        first = first if first is not None else (out["loss_path"].item(), out["loss_speed"].item())
+    assert out["loss_path"].item() < 0.5 * first[0] and out["loss_speed"].item() < 0.5 * first[1]
+    # a masked checkpoint adds nothing to the loss
+    batch["path"][1, 5:] += 100.0
+    with torch.no_grad():
+        assert m(batch)["loss_path"].item() == pytest.approx(out["loss_path"].item(), rel=0.2)
+
+
+class _Ep:
+    """Records of an episode: 10 Hz, accelerating straight east at 1 m/s² from rest after 1 s."""
+
+    rate_hz = 10.0
+
+    def __init__(self, n=60):
+        self.recs = []
+        x = 0.0
+        for i in range(n):
+            t = i / 10.0
+            v = max(0.0, t - 1.0)
+            self.recs.append({"pose": {"x": x, "y": 5.0, "yaw": 0.0}, "speed": v})
+            x += v / 10.0
+
+    def __len__(self):
+        return len(self.recs)
+
+    def record(self, i):
+        return self.recs[i]
+
+
+def test_labels_from_the_future_track():
+    cfg = preset("tiny", head_layout="path_speed", path_points=4, path_spacing_m=2.0)
+    track = EpisodeTrack(_Ep(), rate_hz=10.0)
+    lab = track.labels(0, cfg)  # standing: speed in 1 s is 0 -> stop class; the track reaches 12.25 m
+    assert lab.speed_class == 0
+    assert np.allclose(lab.path, [[2, 0], [4, 0], [6, 0], [8, 0]], atol=1e-6) and lab.path_mask.all()
+    lab = track.labels(40, cfg)  # at t = 4 s: 4 m/s now, 5 m/s in 1 s -> nearest bin 4
+    assert cfg.speed_bins[lab.speed_class] == 4.0
+    lab = track.labels(50, cfg)  # near the end: 3.96 m of track left, only the first checkpoint
+    assert lab.path_mask.tolist() == [True, False, False, False]
+
+
+def test_export_keeps_one_waypoints_output(tmp_path):
+    from dsdrive_ros.export.onnx_export import export_onnx
+    from dsdrive_ros.model.tokenizer import DSDriveTokenizer
+
+    m = _model()
+    tok = DSDriveTokenizer.train(["go straight", "turn left at the junction"], vocab_size=300)
+    report = export_onnx(m, tok, tmp_path)  # validates ONNX Runtime against PyTorch
+    assert report["planner.waypoints"] < 1e-4
+    cfg = json.loads((tmp_path / "config.json").read_text())
+    assert cfg["heads"]["layout"] == "path_speed"
+    assert list(cfg["io"]["planner"]["outputs"]) == ["waypoints", "end_prob", "frame_tokens", "reasoner_kv"]
+
+
+def test_fine_tune_swaps_the_heads_and_keeps_the_trunk():
+    from dsdrive_ros.train.loop import load_trunk
+
+    old = init_weights(DSDrive(preset("tiny")), seed=3)
+    new = _model()
+    assert load_trunk(new, old.state_dict()) == ["path_head", "speed_head"]
+    for k, v in old.state_dict().items():
+        if not k.startswith("waypoint_head"):
+            assert torch.equal(new.state_dict()[k], v), k
+    assert load_trunk(_model(), new.state_dict()) == []  # same layout: everything loads
+    bad = dict(old.state_dict())
+    bad["tok_emb.weight"] = bad["tok_emb.weight"][:10]
+    with pytest.raises(RuntimeError):  # a trunk shape that differs: torch's size mismatch
+        load_trunk(_model(), bad)
+    del bad["tok_emb.weight"]
+    with pytest.raises(ValueError, match="beyond its heads"):
+        load_trunk(_model(), bad)
