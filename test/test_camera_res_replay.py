@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import json
 import math
+import shutil
 import subprocess
 import sys
 from pathlib import Path
@@ -71,7 +72,10 @@ def test_raw_1280x720_bag_at_recorded_timing_plans_95_percent(model_dir: Path, t
            "--out", str(out), "--no-progress", "--no-report", "--rate", "1", "--transport", "raw",
            "-p", "reasoning.enabled:=false"]
     # cwd outside the source tree: the colcon-installed dsdrive_ros (with .msg) is imported
-    res = subprocess.run(cmd, cwd=tmp_path, env=node_env(), capture_output=True, text=True, timeout=300)
+    try:
+        res = subprocess.run(cmd, cwd=tmp_path, env=node_env(), capture_output=True, text=True, timeout=300)
+    finally:
+        shutil.rmtree(bag)  # 387 MB: pytest keeps the last runs' tmp_path folders
     log = (out / "node.log").read_text() if (out / "node.log").exists() else ""
     assert res.returncode == 0, f"{res.stdout}\n{res.stderr}\n{log[-3000:]}"
 
