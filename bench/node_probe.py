@@ -3,8 +3,9 @@
 
 Runs the unmodified ``dsdrive_ros.node.dsdrive_node`` main() with thin timing wrappers around what the
 node calls (no change to its logic, threads or QoS):
-  * the image decode function (executor thread) -> decode time per camera message, and the wall time
-    the first camera message of each stamp reached its callback;
+  * the image decode (``FrameReducer.image_msg`` / ``compressed_msg``, executor thread) -> decode time
+    per camera message (convert + resize), the resize part of it (``FrameReducer.shrink``), and the
+    wall time the first camera message of each stamp reached its callback;
   * ``PlanningCore.plan`` -> the core's own per-stage times (queue_wait, preprocess, inference, parse:
     ``PlanOutput.extra["stages_ms"]``) and when planning returned;
   * the DrivingPlan publisher -> time from plan() returning to the plan being published (frame age,
@@ -50,11 +51,15 @@ def _entry(stamp_ns: int) -> dict[str, Any]:
     return e
 
 
+_shrink_ms = threading.local()  # FrameReducer.shrink's time within the decode running on this thread
+
+
 def _timed_decode(fn):
-    def decode(msg: Any, *a: Any, **k: Any):
+    def decode(self: Any, msg: Any, *a: Any, **k: Any):
         wall, t0 = time.time_ns(), time.monotonic()
+        _shrink_ms.value = 0.0
         try:
-            return fn(msg, *a, **k)
+            return fn(self, msg, *a, **k)
         finally:
             ms = (time.monotonic() - t0) * 1e3
             try:
@@ -65,13 +70,25 @@ def _timed_decode(fn):
                 with _lock:
                     e = _entry(stamp)
                     e["decode_ms"].append(ms)
+                    e.setdefault("resize_ms", []).append(_shrink_ms.value)
                     if e["first_cb_wall_ns"] is None:
                         e["first_cb_wall_ns"], e["first_cb_mono"] = wall, t0
     return decode
 
 
-dn.image_from_msg = _timed_decode(dn.image_from_msg)
-dn.compressed_from_msg = _timed_decode(dn.compressed_from_msg)
+def _timed_shrink(fn):
+    def shrink(self: Any, *a: Any, **k: Any):
+        t0 = time.monotonic()
+        try:
+            return fn(self, *a, **k)
+        finally:
+            _shrink_ms.value = getattr(_shrink_ms, "value", 0.0) + (time.monotonic() - t0) * 1e3
+    return shrink
+
+
+dn.FrameReducer.image_msg = _timed_decode(dn.FrameReducer.image_msg)
+dn.FrameReducer.compressed_msg = _timed_decode(dn.FrameReducer.compressed_msg)
+dn.FrameReducer.shrink = _timed_shrink(dn.FrameReducer.shrink)
 
 _orig_evaluate = dn.evaluate
 
@@ -129,6 +146,7 @@ class ProbedNode(dn.DSDriveNode):
                 "stamp_ns": int(out.stamp_ns),
                 "in_wall_ns": e.get("first_cb_wall_ns"),
                 "decode_ms": e.get("decode_ms", []),
+                "resize_ms": e.get("resize_ms", []),
                 # first camera callback -> set complete (decode of all cameras + arrival spread)
                 "sync_ms": None if first is None else (pending.ready_mono - first) * 1e3,
                 **{f"{k}_ms": v for k, v in out.extra.get("stages_ms", {}).items()},

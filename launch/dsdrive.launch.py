@@ -16,6 +16,9 @@ Arguments:
                        model's, read from its config.json when the launch runs; any count, any names)
   instruction_topic    std_msgs/String navigation instruction
   odom_topic           nav_msgs/Odometry (ego speed)
+  dds_profile          Fast DDS XML profile of the node's process (default: $FASTDDS_DEFAULT_PROFILES_FILE,
+                       else share/dsdrive_ros/config/fastdds_large_data.xml: shared memory with room
+                       for camera images; export it for the camera drivers too); '' = none
   <parameter>          every node parameter (dsdrive_ros.node.params, e.g. stale_after_ms:=800.0,
                        reasoning.enabled:=false, cameras:=[a, b]); '' (default) keeps the params
                        file's value. cameras defaults to the model's.
@@ -37,6 +40,8 @@ PACKAGE = "dsdrive_ros"
 EXECUTABLE = "dsdrive_node"
 NODE_NAME = "dsdrive_node"  # the key in config/dsdrive.params.yaml
 PARAMS_FILE = os.path.join("config", "dsdrive.params.yaml")
+DDS_PROFILE = os.path.join("config", "fastdds_large_data.xml")
+DDS_PROFILE_ENV = "FASTDDS_DEFAULT_PROFILES_FILE"
 DEFAULT_MODEL = os.path.join("models", "dsdrive-tiny")
 # Launch arguments of their own (model_dir too: its default is the shipped model, not '').
 OWN = {"model_dir"}
@@ -88,6 +93,7 @@ def _node(context, *args, **kwargs):
         remappings.append((f"camera/{cam}/image_raw", topic))
         remappings.append((f"camera/{cam}/image_raw/compressed", f"{topic}/compressed"))
 
+    profile = cfg["dds_profile"]
     return [
         Node(
             package=PACKAGE,
@@ -97,6 +103,7 @@ def _node(context, *args, **kwargs):
             parameters=[params_file, overrides],
             remappings=remappings,
             arguments=["--ros-args", "--log-level", cfg["log_level"]],
+            additional_env={DDS_PROFILE_ENV: profile} if profile else {},
             output="screen",
             emulate_tty=True,
         )
@@ -119,6 +126,9 @@ def generate_launch_description():
         DeclareLaunchArgument("camera_topic_prefix", default_value="camera",
                               description="cameras on <prefix>/<name>/image_raw (<name>_image_topic "
                                           "overrides one)"),
+        DeclareLaunchArgument(
+            "dds_profile", default_value=os.environ.get(DDS_PROFILE_ENV) or os.path.join(share, DDS_PROFILE),
+            description="Fast DDS XML profile ('' = none): shared memory sized for camera images"),
         DeclareLaunchArgument("instruction_topic", default_value="instruction",
                               description="std_msgs/String navigation instruction"),
         DeclareLaunchArgument("odom_topic", default_value="odom",

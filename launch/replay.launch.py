@@ -10,8 +10,9 @@ if `record` is set, records the node's outputs into that bag folder. Without a R
 
 Arguments: bag (required), rate (1.0), start_delay_s (2.0: lets the node load its model and
 subscribe before the bag starts), record ('' = do not record), rviz (false: start rviz2 with
-rviz_config, default share/dsdrive_ros/config/dsdrive.rviz), plus all of dsdrive.launch.py's
-arguments (namespace, params_file, model_dir, camera_topic_prefix, every node parameter, ...).
+rviz_config, default share/dsdrive_ros/config/dsdrive.rviz), dds_profile (the Fast DDS profile of
+the player, recorder and node; see dsdrive.launch.py), plus all of dsdrive.launch.py's arguments
+(namespace, params_file, model_dir, camera_topic_prefix, every node parameter, ...).
 """
 import os
 
@@ -27,6 +28,7 @@ from launch_ros.actions import Node
 PACKAGE = "dsdrive_ros"
 NODE_LAUNCH = "dsdrive.launch.py"
 RVIZ_CONFIG = os.path.join("config", "dsdrive.rviz")
+DDS_PROFILE_ENV = "FASTDDS_DEFAULT_PROFILES_FILE"
 # What the node publishes (relative to its namespace) and /diagnostics.
 OUTPUT_TOPICS = ("dsdrive/path", "dsdrive/plan", "dsdrive/reasoning", "/diagnostics")
 
@@ -39,6 +41,9 @@ def _bag_processes(context, *args, **kwargs):
     delay = float(LaunchConfiguration("start_delay_s").perform(context))
     record = LaunchConfiguration("record").perform(context)
     namespace = LaunchConfiguration("namespace").perform(context).strip("/")
+    # The bag player publishes the images: its shared memory must hold them (config/fastdds_large_data.xml).
+    profile = LaunchConfiguration("dds_profile").perform(context)
+    env = {DDS_PROFILE_ENV: profile} if profile else {}
 
     actions = []
     if record:
@@ -46,9 +51,9 @@ def _bag_processes(context, *args, **kwargs):
                   for t in OUTPUT_TOPICS]
         actions.append(ExecuteProcess(
             cmd=["ros2", "bag", "record", "--use-sim-time", "-o", record] + topics,
-            output="screen"))
+            additional_env=env, output="screen"))
     play = ExecuteProcess(cmd=["ros2", "bag", "play", bag, "--clock", "--rate", rate],
-                          output="screen")
+                          additional_env=env, output="screen")
     actions.append(TimerAction(period=delay, actions=[play]))
     return actions
 
@@ -71,6 +76,11 @@ def generate_launch_description():
         DeclareLaunchArgument("rviz", default_value="false", description="start rviz2"),
         DeclareLaunchArgument("rviz_config", default_value=os.path.join(share, RVIZ_CONFIG),
                               description="rviz2 display config"),
+        DeclareLaunchArgument(
+            "dds_profile",
+            default_value=os.environ.get(DDS_PROFILE_ENV)
+            or os.path.join(share, "config", "fastdds_large_data.xml"),
+            description="Fast DDS XML profile of the player, recorder and node ('' = none)"),
     ]
     node = IncludeLaunchDescription(
         PythonLaunchDescriptionSource(node_launch),
@@ -78,6 +88,7 @@ def generate_launch_description():
             "use_sim_time": "true",
             "namespace": LaunchConfiguration("namespace"),
             "params_file": LaunchConfiguration("params_file"),
+            "dds_profile": LaunchConfiguration("dds_profile"),
         }.items(),
     )
     rviz = Node(package="rviz2", executable="rviz2", name="rviz2",

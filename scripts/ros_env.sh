@@ -24,10 +24,12 @@ fi
 export ROS_LOG_DIR="${ROS_LOG_DIR:-$DSDRIVE_ROOT/log/ros}"
 mkdir -p "$ROS_LOG_DIR"
 
-# Fast DDS is the only RMW the wheels carry. LARGE_DATA: shared memory + TCP, needed to move
-# camera images between processes without losses. Discovery stays on this host.
+# Fast DDS is the only RMW the wheels carry. Its profile gives shared memory a 64 MiB segment:
+# with the default 512 KiB one (and under every FASTDDS_BUILTIN_TRANSPORTS setting) most raw camera
+# images lost fragments between processes (config/fastdds_large_data.xml says more). Discovery stays
+# on this host.
 export RMW_IMPLEMENTATION="${RMW_IMPLEMENTATION:-rmw_fastrtps_cpp}"
-export FASTDDS_BUILTIN_TRANSPORTS="${FASTDDS_BUILTIN_TRANSPORTS:-LARGE_DATA}"
+export FASTDDS_DEFAULT_PROFILES_FILE="${FASTDDS_DEFAULT_PROFILES_FILE:-$DSDRIVE_ROOT/config/fastdds_large_data.xml}"
 export ROS_AUTOMATIC_DISCOVERY_RANGE="${ROS_AUTOMATIC_DISCOVERY_RANGE:-LOCALHOST}"
 
 # The venv's interpreter first (installed scripts and "#!/usr/bin/env python3" need rclpy).

@@ -36,7 +36,7 @@ if not os.environ.get("HOME"):
     os.environ["HOME"] = str(REPO_ROOT / "log" / "home")
     os.makedirs(os.environ["HOME"], exist_ok=True)
 os.environ.setdefault("ROS_LOG_DIR", str(REPO_ROOT / "log" / "ros"))
-os.environ.setdefault("FASTDDS_BUILTIN_TRANSPORTS", "LARGE_DATA")
+os.environ.setdefault("FASTDDS_DEFAULT_PROFILES_FILE", str(REPO_ROOT / "config" / "fastdds_large_data.xml"))
 os.environ.setdefault("ROS_AUTOMATIC_DISCOVERY_RANGE", "LOCALHOST")
 os.environ.setdefault("RMW_IMPLEMENTATION", "rmw_fastrtps_cpp")
 

@@ -188,6 +188,11 @@ def test_node_launch_follows_the_model_camera_count(model_dir: Path, tmp_path: P
         "camera/mono_right/image_raw": "/stereo/right",
         "camera/mono_right/image_raw/compressed": "/stereo/right/compressed",
     }
+    # the node's process gets the Fast DDS profile that sizes shared memory for camera images
+    env = {_text(context, k): _text(context, v) for k, v in node.additional_env}
+    assert env == {"FASTDDS_DEFAULT_PROFILES_FILE": context.launch_configurations["dds_profile"]}
+    assert Path(env["FASTDDS_DEFAULT_PROFILES_FILE"]).name == "fastdds_large_data.xml"
+    assert (SHARE / "config" / "fastdds_large_data.xml").is_file()
 
 
 def test_replay_launch_description() -> None:
@@ -217,3 +222,8 @@ def test_replay_launch_description() -> None:
     (timer,) = [a for a in actions if isinstance(a, TimerAction)]
     play_cmd = [_text(context, part) for part in timer.actions[0].cmd]
     assert play_cmd == ["ros2", "bag", "play", "/data/drive_0001", "--clock", "--rate", "0.5"]
+    # the player publishes the images: it, the recorder and the node run with the DDS profile
+    profile = {"FASTDDS_DEFAULT_PROFILES_FILE": context.launch_configurations["dds_profile"]}
+    for process in (timer.actions[0], record):
+        assert {_text(context, k): _text(context, v) for k, v in process.additional_env} == profile
+    assert forwarded["dds_profile"] == profile["FASTDDS_DEFAULT_PROFILES_FILE"]

@@ -175,12 +175,47 @@ def _check_format(fmt: str) -> None:
         raise ImageDecodeError(f"unsupported compressed format {fmt!r}; expected jpeg or png")
 
 
-def decode_compressed(format: str, data: Buffer, order: str = "rgb") -> np.ndarray:
+# JPEG decodes straight at 1/2, 1/4 or 1/8 of its size (libjpeg scales in the IDCT: less work).
+_READ_REDUCED = {1: cv2.IMREAD_COLOR, 2: cv2.IMREAD_REDUCED_COLOR_2, 4: cv2.IMREAD_REDUCED_COLOR_4,
+                 8: cv2.IMREAD_REDUCED_COLOR_8}
+JPEG_REDUCTIONS: tuple[int, ...] = tuple(_READ_REDUCED)
+# JPEG start-of-frame markers (baseline, progressive, lossless ...; not DHT C4, JPG C8, DAC CC).
+_SOF = frozenset(range(0xC0, 0xD0)) - {0xC4, 0xC8, 0xCC}
+
+
+def compressed_size(data: Buffer) -> Optional[tuple[int, int]]:
+    """(height, width) from a JPEG's start-of-frame or a PNG's IHDR header, without decoding;
+    None when the header is not found (decode_compressed then says what is wrong)."""
+    buf = _as_u8(data)
+    head = buf[:32].tobytes()
+    if head.startswith(_PNG_SIG) and len(head) >= 24:
+        return int.from_bytes(head[20:24], "big"), int.from_bytes(head[16:20], "big")
+    if not head.startswith(_JPEG_SOI):
+        return None
+    i, n = 2, buf.size
+    while i + 9 <= n:
+        if buf[i] != 0xFF:
+            return None
+        marker = int(buf[i + 1])
+        if marker == 0xFF:  # fill byte
+            i += 1
+            continue
+        if marker in _SOF:
+            seg = buf[i + 5:i + 9].tobytes()
+            return int.from_bytes(seg[:2], "big"), int.from_bytes(seg[2:], "big")
+        i += 2 + (int(buf[i + 2]) << 8 | int(buf[i + 3]))  # segment length includes its 2 bytes
+    return None
+
+
+def decode_compressed(format: str, data: Buffer, order: str = "rgb", reduce: int = 1) -> np.ndarray:
     """Fields of a sensor_msgs/CompressedImage (jpeg/png) -> HxWx3 uint8. Raises ImageDecodeError.
 
     The codec is taken from the stream's magic bytes (the format string is often sloppy);
-    the format string is only used to reject what we do not handle.
+    the format string is only used to reject what we do not handle. ``reduce`` (1, 2, 4, 8): a JPEG
+    is decoded at that fraction of its size (ceil of width/reduce), PNG always at full size.
     """
+    if reduce not in _READ_REDUCED:
+        raise ValueError(f"reduce must be one of {JPEG_REDUCTIONS}, got {reduce}")
     order = _check_order(order)
     _check_format(format)
     buf = _as_u8(data)
@@ -201,9 +236,10 @@ def decode_compressed(format: str, data: Buffer, order: str = "rgb") -> np.ndarr
     else:
         raise ImageDecodeError(
             f"data is neither JPEG nor PNG (format {format!r}, first bytes {head[:4].hex()}, {buf.size} bytes)")
-    want_rgb = order == "rgb" and _READ_RGB is not None
+    reduce = reduce if kind == "JPEG" else 1
+    want_rgb = order == "rgb" and _READ_RGB is not None and reduce == 1
     try:
-        img = cv2.imdecode(buf, _READ_RGB if want_rgb else cv2.IMREAD_COLOR)
+        img = cv2.imdecode(buf, _READ_RGB if want_rgb else _READ_REDUCED[reduce])
     except cv2.error as exc:
         raise ImageDecodeError(f"corrupt {kind} ({buf.size} bytes): {exc}") from exc
     if img is None or img.size == 0:

@@ -45,7 +45,7 @@ from rclpy.clock import Clock, ClockType
 from rclpy.executors import ExternalShutdownException, SingleThreadedExecutor
 from rclpy.node import Node
 
-from dsdrive_ros.frames import ImageDecodeError, compressed_from_msg, image_from_msg
+from dsdrive_ros.frames import FrameReducer, ImageDecodeError
 from dsdrive_ros.node import qos as dqos
 from dsdrive_ros.node.core import PlanningCore, ReasoningWorker
 from dsdrive_ros.node.diagnostics import ERROR, OK, WARN, DiagnosticsState, SimSincePlan, evaluate, to_msg
@@ -430,7 +430,10 @@ class PlannerNodeMixin:
             self.get_logger().warning(text + more)
 
     def _make_camera_cb(self, name: str, compressed: bool):
-        decode = compressed_from_msg if compressed else image_from_msg
+        # Decoded straight to the model's input size (frames/reduce.py): full-resolution work in
+        # this callback overlaps with inference of the previous set, and the set holds small frames.
+        reducer = FrameReducer.from_spec(spec_value(self.spec, "image"))
+        decode = reducer.compressed_msg if compressed else reducer.image_msg
         core = self.core
         min_h, min_w = self._min_hw
         clock = self.get_clock()
@@ -453,12 +456,12 @@ class PlannerNodeMixin:
                                              "clock (host clocks not synchronised?): dropped")
                 return
             try:
-                rgb = decode(msg)
+                frame = decode(msg)
             except (ImageDecodeError, ValueError, TypeError) as exc:
                 core.on_bad_frame(name, str(exc))
                 self._warn(f"{name}:{exc}", f"camera {name}: dropped a bad frame: {exc}")
                 return
-            h, w = rgb.shape[:2]
+            h, w = frame.height, frame.width
             if h < min_h or w < min_w or h > MAX_IMAGE_SIDE or w > MAX_IMAGE_SIDE:
                 why = (f"{w}x{h} image is implausible for the model's input (needs at least "
                        f"{min_w}x{min_h}, at most {MAX_IMAGE_SIDE} px a side)")
@@ -466,7 +469,7 @@ class PlannerNodeMixin:
                 self._warn(f"{name}:size", f"camera {name}: dropped a bad frame: {why}")
                 return
             try:
-                core.on_frame(name, stamp_ns, rgb)
+                core.on_frame(name, stamp_ns, frame.pixels)
             except Exception as exc:  # noqa: BLE001 - never let a callback kill the executor
                 core.on_bad_frame(name, str(exc))
                 self._warn(f"{name}:{exc}", f"camera {name}: frame rejected: {exc}")

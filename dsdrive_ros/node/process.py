@@ -17,18 +17,42 @@ STACKS_SIGNAL = signal.SIGUSR1
 STACKS_WAIT_S = 1.0
 
 
-def default_params_file() -> Optional[Path]:
-    """config/dsdrive.params.yaml: the installed share copy, else the source tree's."""
+# Fast DDS reads its XML profile from this variable when a process creates its first participant.
+DDS_PROFILE_ENV = "FASTDDS_DEFAULT_PROFILES_FILE"
+
+
+def _config_file(name: str) -> Optional[Path]:
+    """config/<name>: the installed share copy, else the source tree's."""
     try:
         from ament_index_python.packages import get_package_share_directory
 
-        p = Path(get_package_share_directory("dsdrive_ros")) / "config" / "dsdrive.params.yaml"
+        p = Path(get_package_share_directory("dsdrive_ros")) / "config" / name
         if p.is_file():
             return p
     except Exception:  # noqa: BLE001 - no ament index (pip install): fall back to the source tree
         pass
-    p = Path(__file__).resolve().parents[2] / "config" / "dsdrive.params.yaml"
+    p = Path(__file__).resolve().parents[2] / "config" / name
     return p if p.is_file() else None
+
+
+def default_params_file() -> Optional[Path]:
+    """config/dsdrive.params.yaml: the installed share copy, else the source tree's."""
+    return _config_file("dsdrive.params.yaml")
+
+
+def dds_profile() -> Optional[Path]:
+    """config/fastdds_large_data.xml: Fast DDS shared memory with room for camera images (the
+    default 512 KiB segment loses most raw frames larger than it; see the file)."""
+    return _config_file("fastdds_large_data.xml")
+
+
+def use_dds_profile() -> Optional[str]:
+    """Select the shipped Fast DDS profile for this process and the nodes it starts, unless the
+    environment already names one. Call before rclpy.init. Returns the profile in effect."""
+    profile = dds_profile()
+    if profile is not None:
+        os.environ.setdefault(DDS_PROFILE_ENV, str(profile))
+    return os.environ.get(DDS_PROFILE_ENV)
 
 
 def private_domain(domain_id: Optional[int] = None) -> int:
@@ -50,7 +74,9 @@ def private_domain(domain_id: Optional[int] = None) -> int:
 
 def node_env(**extra: str) -> dict[str, str]:
     env = os.environ.copy()
-    env.setdefault("FASTDDS_BUILTIN_TRANSPORTS", "LARGE_DATA")  # images between processes without loss
+    profile = dds_profile()  # camera images between processes without loss
+    if profile is not None:
+        env.setdefault(DDS_PROFILE_ENV, str(profile))
     env["PYTHONUNBUFFERED"] = "1"
     env.update(extra)
     return env

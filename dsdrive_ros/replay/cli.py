@@ -32,7 +32,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Callable, Optional, Sequence
 
-from dsdrive_ros.node.process import NodeProcess, private_domain
+from dsdrive_ros.node.process import NodeProcess, private_domain, use_dds_profile
 from dsdrive_ros.replay.clock import ClockPublisher, PlaybackClock
 from dsdrive_ros.replay.bagio import (
     T_DIAG,
@@ -227,6 +227,7 @@ class Replay:
         t_start = time.monotonic()
         if a.domain_id is not None or not a.no_node:  # with --no-node: the shell's domain
             private_domain(a.domain_id)
+        self.summary["dds_profile"] = use_dds_profile()  # this publisher's images need it most
         if not a.no_node:
             self._start_node(inputs.transport)
         ctx = rclpy.context.Context()
