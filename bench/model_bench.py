@@ -19,14 +19,16 @@ import numpy as np
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
-from dsdrive_ros.runners import ModelSpec, PlannerSession, load_tokenizer, make_runner  # noqa: E402
+from dsdrive_ros.planner.planner import load_session  # noqa: E402
+from dsdrive_ros.runners import ModelSpec, make_runner  # noqa: E402
 
 
 def feeds_for(spec: ModelSpec, calib: Path | None) -> list[dict]:
+    """Real frames as the node's Planner feeds them, else one random image with an empty history."""
     if calib:
         from dsdrive_ros.export.quantize import planner_inputs
         return planner_inputs(spec, calib, 32)
-    session = PlannerSession(spec, make_runner(spec), load_tokenizer(spec))
+    session, _ = load_session(spec, "onnxruntime")
     rng = np.random.default_rng(0)
     return [{**session.inputs, "images": rng.standard_normal(session.inputs["history_tokens"].shape[:1]
                                                             + spec.fixed_shape("planner", "inputs", "images")[1:])

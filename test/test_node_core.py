@@ -1,4 +1,4 @@
-"""The node's logic without DDS: PlanningCore (sync, keep-latest, parse), ReasoningWorker,
+"""The node's logic without DDS: the Planner (sync, keep-latest, parse), ReasoningWorker,
 diagnostics levels, parameter table. Fake sessions; no rclpy except the descriptor test."""
 
 from __future__ import annotations
@@ -7,23 +7,26 @@ import os
 import sys
 import threading
 import time
+from pathlib import Path
 
 import numpy as np
 import pytest
 
-from dsdrive_ros.node.core import LatestSlot, PlanningCore, ReasoningWorker
+from dsdrive_ros.planner.planner import Planner
+from dsdrive_ros.planner.reasoning import LatestSlot, ReasoningWorker
+from dsdrive_ros.runners.spec import ModelSpec
 from dsdrive_ros.node.diagnostics import ERROR, OK, WARN, DiagnosticsState, evaluate
 from dsdrive_ros.node.params import PARAMS, ConfigError, NodeConfig, check_cameras, validate_update
 from dsdrive_ros.outputs.parse import ImplausiblePlan, PlanParseError, PlausibilityLimits
 
 CAMS = ["front", "left", "right", "rear"]
-SPEC = {
+SPEC = ModelSpec(Path("."), {
     "cameras": CAMS,
     "image": {"height": 16, "width": 24, "channel_order": "rgb", "mean": [0.5] * 3, "std": [0.25] * 3,
               "scale": 255.0},
     "waypoints": {"count": 5, "dt_s": 0.5, "frame_id": "base_link"},
     "end_threshold": 0.75,
-}
+})
 
 
 class FakeClock:
@@ -66,7 +69,7 @@ def _img(v: int = 0) -> np.ndarray:
     return np.full((20, 30, 3), v, np.uint8)
 
 
-def _send(core: PlanningCore, stamp_ns: int) -> bool:
+def _send(core: Planner, stamp_ns: int) -> bool:
     done = False
     for cam in CAMS:
         done = core.on_frame(cam, stamp_ns, _img(stamp_ns % 250)) or done
@@ -85,12 +88,12 @@ def test_latest_slot():
 def test_core_plans_one_set():
     clock = FakeClock()
     sess = FakeSession()
-    core = PlanningCore(SPEC, sess, backend="fake", clock=clock)
+    core = Planner(SPEC, sess, backend="fake", clock=clock)
     assert core.set_instruction("turn left") is True
     assert core.set_speed(4.0)
     assert _send(core, 1_000_000_000)
     pending = core.next_set(0)
-    out, raw = core.plan(pending)
+    out, raw, _ = core.plan(pending)
     assert out.stamp_ns == 1_000_000_000 and out.frame_id == "base_link"
     assert out.waypoints.shape == (5, 2) and out.backend == "fake"
     assert out.instruction == "turn left" and out.speed == 4.0
@@ -100,11 +103,11 @@ def test_core_plans_one_set():
 
 def test_core_times_each_stage():
     clock = FakeClock()
-    core = PlanningCore(SPEC, FakeSession(), clock=clock)
+    core = Planner(SPEC, FakeSession(), clock=clock)
     assert _send(core, 1_000_000_000)
     clock.t += 0.004  # the set waits 4 ms in the keep-latest slot
-    out, _ = core.plan(core.next_set(0))
-    stages = out.extra["stages_ms"]
+    out = core.plan(core.next_set(0)).output
+    stages = out.timings.stages_ms()
     assert set(stages) == {"queue_wait", "preprocess", "inference", "parse"}
     assert stages["queue_wait"] == pytest.approx(4.0)
     snap = core.snapshot()
@@ -113,23 +116,23 @@ def test_core_times_each_stage():
 
 
 def test_core_keep_latest_drops_and_counts():
-    core = PlanningCore(SPEC, FakeSession(), clock=FakeClock())
+    core = Planner(SPEC, FakeSession(), clock=FakeClock())
     for i in range(3):  # three complete sets while the planner is busy
         assert _send(core, (i + 1) * 100_000_000)
     pending = core.next_set(0)
     assert pending.frameset.stamp_ns == 300_000_000, "planner must get the NEWEST set"
-    out, _ = core.plan(pending)
+    out = core.plan(pending).output
     assert out.frames_dropped == 2
     assert core.counters.get("sets_dropped") == 2
     assert core.next_set(0) is None, "no stale set left queued"
     _send(core, 400_000_000)
-    out, _ = core.plan(core.next_set(0))
+    out = core.plan(core.next_set(0)).output
     assert out.frames_dropped == 0  # per plan, not cumulative
 
 
 def test_core_planner_idle_only_when_no_set_waits_or_plans():
     sess = FakeSession()
-    core = PlanningCore(SPEC, sess, clock=FakeClock())
+    core = Planner(SPEC, sess, clock=FakeClock())
     assert core.planner_idle.is_set()
     core.on_frame("front", 1, _img())
     assert core.planner_idle.is_set(), "an incomplete set is no work yet"
@@ -165,7 +168,7 @@ def test_generate_runs_before_step_before_every_token():
 
 def test_core_invalid_output_and_failure_are_counted():
     sess = FakeSession()
-    core = PlanningCore(SPEC, sess, clock=FakeClock())
+    core = Planner(SPEC, sess, clock=FakeClock())
     _send(core, 1)
     sess.next = {"waypoints": np.full((5, 2), np.nan, np.float32), "end_prob": 0.2}
     with pytest.raises(PlanParseError):
@@ -183,7 +186,7 @@ def test_core_invalid_output_and_failure_are_counted():
 
 
 def test_core_drops_sets_older_than_max_frame_age():
-    core = PlanningCore(SPEC, FakeSession(), clock=FakeClock(), max_frame_age_ms=200.0)
+    core = Planner(SPEC, FakeSession(), clock=FakeClock(), max_frame_age_ms=200.0)
     now_ns = 50 * 10**9
     _send(core, now_ns - 150_000_000)
     fresh = core.next_set(0)
@@ -192,7 +195,7 @@ def test_core_drops_sets_older_than_max_frame_age():
     assert core.too_old(core.next_set(0), now_ns + 300_000_000) == pytest.approx(400.0)
     assert core.counters.get("sets_too_old") == 1 and core.planner_idle.is_set()
     assert core.too_old(fresh, 0) is None, "no clock yet (sim time before /clock): never dropped"
-    out, _ = core.plan(fresh)
+    out = core.plan(fresh).output
     assert out.frames_dropped == 1, "a set dropped as too old counts as skipped in the next plan"
     core.set_limits(max_frame_age_ms=0.0)  # off
     _send(core, 1)
@@ -201,7 +204,7 @@ def test_core_drops_sets_older_than_max_frame_age():
 
 def test_core_drops_implausible_plans_when_enabled():
     sess = FakeSession()  # plans (1,1), (2,2), ... (5,5): first waypoint 1.41 m, 2.83 m/s
-    core = PlanningCore(SPEC, sess, clock=FakeClock(),
+    core = Planner(SPEC, sess, clock=FakeClock(),
                         plausibility=PlausibilityLimits(max_first_waypoint_m=1.0, max_speed_mps=2.0))
     _send(core, 1)
     core.plan(core.next_set(0))  # off by default: published whatever the bounds
@@ -225,7 +228,7 @@ def test_core_drops_implausible_plans_when_enabled():
 
 def test_core_speed_odom_validation_and_staleness():
     clock = FakeClock()
-    core = PlanningCore(SPEC, FakeSession(), clock=clock, stale_after_ms=500)
+    core = Planner(SPEC, FakeSession(), clock=clock, stale_after_ms=500)
     assert not core.set_speed(float("nan")) and not core.set_speed(float("inf"))
     assert core.counters.get("bad_odom") == 2
     assert core.current_speed() is None
@@ -237,7 +240,7 @@ def test_core_speed_odom_validation_and_staleness():
 
 def test_core_time_jump_resets_history():
     sess = FakeSession()
-    core = PlanningCore(SPEC, sess, clock=FakeClock())
+    core = Planner(SPEC, sess, clock=FakeClock())
     _send(core, 10_000_000_000)
     core.plan(core.next_set(0))
     _send(core, 1_000_000_000)  # bag loop: 9 s back
@@ -246,7 +249,7 @@ def test_core_time_jump_resets_history():
 
 
 def test_core_bad_frames_counted_per_camera():
-    core = PlanningCore(SPEC, FakeSession(), clock=FakeClock())
+    core = Planner(SPEC, FakeSession(), clock=FakeClock())
     core.on_bad_frame("left", "data length 5 != step*height")
     core.on_bad_frame("left", "x")
     assert core.counters.get("decode_errors") == 2 and core.camera_errors["left"] == 2
@@ -353,7 +356,7 @@ def test_reasoning_worker_rate_limit():
 
 def test_diagnostics_levels():
     clock = FakeClock()
-    core = PlanningCore(SPEC, FakeSession(), backend="fake", clock=clock, stale_after_ms=500)
+    core = Planner(SPEC, FakeSession(), backend="fake", clock=clock, stale_after_ms=500)
     state = DiagnosticsState()
     # nothing yet, but within stale_after: cameras missing -> WARN
     st = evaluate(core.snapshot(), 500, state)
@@ -513,7 +516,7 @@ def test_node_that_fails_to_start_is_destroyed_before_the_error_leaves(kind: str
 
 def test_diagnostics_robustness_counters():
     clock = FakeClock()
-    core = PlanningCore(SPEC, FakeSession(), backend="fake", clock=clock, stale_after_ms=500)
+    core = Planner(SPEC, FakeSession(), backend="fake", clock=clock, stale_after_ms=500)
     state = DiagnosticsState()
     for i in range(5):
         clock.t += 0.1
@@ -539,7 +542,7 @@ def test_diagnostics_robustness_counters():
 
 def test_reset_inputs_discards_held_frames_and_waiting_set():
     clock = FakeClock()
-    core = PlanningCore(SPEC, FakeSession(), clock=clock)
+    core = Planner(SPEC, FakeSession(), clock=clock)
     assert _send(core, 100_000_000)
     core.on_frame("front", 200_000_000, _img())  # held, waiting for the others
     core.reset_inputs()
@@ -548,12 +551,12 @@ def test_reset_inputs_discards_held_frames_and_waiting_set():
     for cam in CAMS[1:]:  # the others alone cannot complete the discarded anchor's set
         assert core.on_frame(cam, 200_000_000, _img()) is False
     assert _send(core, 300_000_000)
-    out, _ = core.plan(core.next_set(0))
+    out = core.plan(core.next_set(0)).output
     assert out.frames_dropped == 1
 
 
 def test_log_throttle():
-    from dsdrive_ros.node.dsdrive_node import LogThrottle
+    from dsdrive_ros.planner.inputs import LogThrottle
 
     clock = FakeClock()
     t = LogThrottle(period_s=2.0, max_keys=3, clock=clock)

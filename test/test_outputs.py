@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import math
+from pathlib import Path
 
 import numpy as np
 import pytest
@@ -14,26 +15,24 @@ from dsdrive_ros.outputs.parse import (
     PlausibilityLimits,
     implausibility,
     parse_plan,
-    spec_value,
     waypoint_times,
 )
+from dsdrive_ros.runners.spec import ModelSpec
 
-SPEC = {
+SPEC = ModelSpec(Path("."), {
     "cameras": ["front", "left", "right", "rear"],
     "waypoints": {"count": 5, "dt_s": 0.5, "frame_id": "base_link"},
     "end_threshold": 0.75,
-}
+})
 STAMP = 1_700_000_123_456_789_012
 
 
-class _Spec:
-    """ModelSpec-like (attributes, as dsdrive_ros.runners.ModelSpec)."""
-
-    cameras = ["front", "left", "right", "rear"]
-    waypoint_count = 4
-    waypoint_dt = 0.25
-    frame_id = "base_footprint"
-    end_threshold = 0.5
+# another model's config.json: 4 waypoints 0.25 s apart in base_footprint
+SPEC_4 = ModelSpec(Path("."), {
+    "cameras": ["front", "left", "right", "rear"],
+    "waypoints": {"count": 4, "dt_s": 0.25, "frame_id": "base_footprint"},
+    "end_threshold": 0.5,
+})
 
 
 def _raw(k=5, batch=True):
@@ -42,7 +41,7 @@ def _raw(k=5, batch=True):
             "reasoner_kv": np.zeros((2, 2, 1, 2, 4, 32), np.float32)}
 
 
-def test_parse_ok_dict_spec():
+def test_parse_ok():
     out = parse_plan(_raw(), SPEC, stamp_ns=STAMP, latency_ms=12.5, frames_dropped=3,
                      backend="onnxruntime:CPUExecutionProvider", instruction="turn left", speed=4.0)
     assert isinstance(out, PlanOutput)
@@ -57,10 +56,10 @@ def test_parse_ok_dict_spec():
     assert d["waypoints"][0][0] == pytest.approx(1.0) and d["backend"].startswith("onnxruntime")
 
 
-def test_parse_attr_spec_and_unbatched():
+def test_parse_other_spec_and_unbatched():
     raw = _raw(k=4, batch=False)
     raw["end_prob"] = np.float32(0.6)
-    out = parse_plan(raw, _Spec(), stamp_ns=5)
+    out = parse_plan(raw, SPEC_4, stamp_ns=5)
     assert out.frame_id == "base_footprint"
     np.testing.assert_allclose(out.times_s, [0.25, 0.5, 0.75, 1.0])
     assert out.instruction_completed  # 0.6 >= 0.5
@@ -95,10 +94,7 @@ def test_parse_rejects_shapes_and_missing():
         parse_plan({"waypoints": np.full((5, 2), 1e6), "end_prob": 0.1}, SPEC, stamp_ns=1)
 
 
-def test_spec_value_and_times():
-    assert spec_value(SPEC, "waypoint_count") == 5
-    assert spec_value(_Spec(), "waypoint_dt") == 0.25
-    assert spec_value(None, "x", 3) == 3
+def test_waypoint_times():
     np.testing.assert_allclose(waypoint_times(3, 0.1), [0.1, 0.2, 0.3])
 
 
@@ -262,7 +258,7 @@ def test_fill_markers_carry_the_plan_header():
 
 def test_rviz_config_shows_the_node_topics(repo_root):
     yaml = pytest.importorskip("yaml")
-    node = pytest.importorskip("dsdrive_ros.node.dsdrive_node", reason="needs the ROS 2 wheels")
+    from dsdrive_ros.node import topics as node
     doc = yaml.safe_load((repo_root / "config" / "dsdrive.rviz").read_text())
     manager = doc["Visualization Manager"]
     assert manager["Global Options"]["Fixed Frame"] == "base_link"  # every marker's frame

@@ -19,7 +19,7 @@ from pathlib import Path
 
 import pytest
 
-from dsdrive_ros.node.core import PlanningCore
+from dsdrive_ros.planner.planner import Planner
 from dsdrive_ros.node.diagnostics import ERROR, WARN, SimSincePlan, evaluate
 from dsdrive_ros.replay.clock import PlaybackClock
 
@@ -73,7 +73,7 @@ def test_paused_clock_turns_no_plan_into_a_warning_only() -> None:
     assert sim.update(1, 8 * 10**9) == 0.0  # a plan: measured from here
 
     clock = FakeClock()
-    core = PlanningCore(SPEC, FakeSession(), backend="fake", clock=clock, stale_after_ms=500)
+    core = Planner(SPEC, FakeSession(), backend="fake", clock=clock, stale_after_ms=500)
     clock.t += 2.0
     running = evaluate(core.snapshot(), 500.0)[0]
     assert running.level == ERROR and "no plan yet for 2.0 s" in running.message

@@ -5,9 +5,9 @@
 
 Behaviour cloning only sees the states the expert drives through. A model that brakes late, misses a
 turn or stays stopped at a green light reaches states no training frame shows, and it has no label
-for getting out of them. Here the model drives (in-process, the runtime the node uses: config.json's
-preprocessing, ONNX Runtime, the frame-history ring) and every frame is labelled from the state it is
-really in:
+for getting out of them. Here the model drives (in-process, the node's `planner.Planner`: config.json's
+preprocessing, ONNX Runtime, the frame-history ring, parse_plan's checks) and every frame is labelled
+from the state it is really in:
   * waypoints: the expert's online plan from that state (`state.planned_waypoints`: an IDM rollout of
     its speed profile mapped onto the route, so it leads back to the lane and drives off at a green);
   * action and chain of thought: the expert's action and the scripted teacher, as in
@@ -28,8 +28,8 @@ from typing import Iterator, Optional
 
 import numpy as np
 
-from ..frames import Preprocessor
-from ..runners import PlannerSession, load_tokenizer, make_runner
+from ..outputs.parse import PlanParseError
+from ..planner.planner import Planner, load_session
 from ..runners.spec import ModelSpec
 from ..policies.waypoint_policies import WaypointPolicy
 from ..sim.cameras import default_cameras
@@ -45,27 +45,31 @@ __all__ = ["ModelPolicy", "DaggerPolicy", "DaggerEpisode", "main"]
 
 
 class ModelPolicy(WaypointPolicy):
-    """The exported model in-process (no DDS): Preprocessor + PlannerSession, then the PID."""
+    """The exported model in-process (no DDS): the node's Planner (preprocessing, session, parse_plan's
+    checks), then the PID. A step whose output parse_plan rejects reuses the last plan."""
 
     name = "model-inprocess"
 
     def __init__(self, model_dir: str | Path, threads: int = 1):
         self.spec = ModelSpec.load(model_dir)
         super().__init__(self.spec.waypoint_dt, self.spec.waypoint_count)
-        self.session = PlannerSession(self.spec, make_runner(self.spec, "onnxruntime", threads=threads),
-                                      load_tokenizer(self.spec))
-        self.preprocess = Preprocessor.from_spec(self.spec.image, self.spec.cameras)
+        session, backend = load_session(self.spec, "onnxruntime", threads=threads)
+        self.planner = Planner(self.spec, session, backend=backend)
 
     def reset(self, info) -> None:
         super().reset(info)
-        self.session.reset()
+        self.planner.reset_history()
 
     def plan(self, state: SceneState, images: dict) -> np.ndarray:
         pose = (state.x, state.y, state.yaw)
         if any(c not in images for c in self.spec.cameras):
             return self._reuse(pose)  # Episode.run() acts once more, unrendered, after the route's end
         frames = {c: images[c] for c in self.spec.cameras}
-        wp = self.session.step(self.preprocess(frames), state.instruction, state.speed)["waypoints"]
+        try:
+            wp = self.planner.plan_frames(frames, state.instruction, state.speed).waypoints
+        except PlanParseError:
+            self.stats["rejected_plans"] = self.stats.get("rejected_plans", 0) + 1
+            return self._reuse(pose)
         self._keep(wp, pose)
         return wp
 

@@ -16,8 +16,8 @@ LMDrive's PID path follower, policies/controller.py):
   expert             the privileged rule-based expert with its own controls (sanity/upper bound);
   expert-pid         the expert's online plan (5 waypoints, 0.5 s) through the PID;
   constant-velocity  straight waypoints at the current speed (floor --cv-min-speed) through the PID;
-  model-inprocess    the exported model in this process (data.dagger.ModelPolicy: the node's
-                     preprocessing, ONNX Runtime, history ring; no DDS): a quick check while training.
+  model-inprocess    the exported model in this process (data.dagger.ModelPolicy: the node's Planner,
+                     i.e. preprocessing, ONNX Runtime, history ring; no DDS): a quick check while training.
                      The reported closed-loop figures use `model` (the real node).
 
 Rates: the simulator steps at --sim-hz (default 20) and the agent (model + PID) runs at --model-hz

@@ -91,7 +91,7 @@ class RosBridgePolicy(WaypointPolicy):
         from sensor_msgs.msg import CompressedImage, Image
         from std_msgs.msg import String
 
-        from dsdrive_ros.node.dsdrive_node import TOPICS, camera_topic
+        from dsdrive_ros.node.topics import TOPICS, camera_topic
 
         self._Image, self._CompressedImage = Image, CompressedImage
         self._Odometry, self._String, self._Clock = Odometry, String, Clock

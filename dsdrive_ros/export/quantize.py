@@ -16,7 +16,8 @@ import onnxruntime as ort
 from onnxruntime.quantization import CalibrationDataReader, QuantFormat, QuantType, quantize_static
 from onnxruntime.quantization.shape_inference import quant_pre_process
 
-from ..frames.preprocess import Preprocessor
+from ..outputs.parse import PlanParseError
+from ..planner.planner import Planner
 from ..runners import ModelSpec, PlannerSession, load_tokenizer
 from ..runners.onnxruntime_runner import OnnxRuntimeRunner
 from .frame_source import iter_samples
@@ -29,23 +30,33 @@ class RealFrame(NamedTuple):
     feed: dict[str, np.ndarray]  # planner inputs
 
 
+class _Recorder:
+    """A runner that keeps a copy of every planner feed (the calibration and evaluation inputs)."""
+
+    def __init__(self, runner: OnnxRuntimeRunner) -> None:
+        self.runner, self.feeds = runner, []
+
+    def plan(self, inputs: dict[str, np.ndarray]) -> dict[str, np.ndarray]:
+        self.feeds.append({k: v.copy() for k, v in inputs.items()})
+        return self.runner.plan(inputs)
+
+
 def planner_frames(spec: ModelSpec, source: str | Path, limit: int) -> list[RealFrame]:
-    """Planner inputs for real frames, with the frame history an fp32 session builds on the way."""
-    session = PlannerSession(spec, OnnxRuntimeRunner(spec), load_tokenizer(spec))
-    pre = Preprocessor.from_spec(spec.image, spec.cameras)
-    frames: list[RealFrame] = []
+    """Planner inputs for real frames, as the node's Planner feeds them on fp32 (frame history too)."""
+    recorder = _Recorder(OnnxRuntimeRunner(spec))
+    planner = Planner(spec, PlannerSession(spec, recorder, load_tokenizer(spec)), backend="onnxruntime")
+    stamps: list[int] = []
     for sample in iter_samples(source, spec.cameras):
-        if len(frames) >= limit:
+        if len(stamps) >= limit:
             break
-        images = pre(sample.images)
-        session.set_instruction(sample.instruction)
-        frames.append(RealFrame(sample.stamp_ns, {
-            k: v.copy() for k, v in {**session.inputs, "images": images,
-                                     "speed": np.array([[sample.speed]], np.float32)}.items()}))
-        session.step(images, sample.instruction, sample.speed)
-    if not frames:
+        stamps.append(sample.stamp_ns)
+        try:
+            planner.plan_frames(sample.images, sample.instruction, sample.speed, sample.stamp_ns)
+        except PlanParseError:
+            pass  # the feed is recorded and calibrates as well; only this output was unusable
+    if not stamps:
         raise ValueError(f"{source}: no frame with all cameras {spec.cameras} found")
-    return frames
+    return [RealFrame(stamp, feed) for stamp, feed in zip(stamps, recorder.feeds)]
 
 
 def planner_inputs(spec: ModelSpec, source: str | Path, limit: int) -> list[dict[str, np.ndarray]]:

@@ -15,6 +15,7 @@ The Preprocessor (normalisation) then finds frames already at the input size and
 """
 from __future__ import annotations
 
+import time
 from typing import Any, Mapping, NamedTuple
 
 import cv2
@@ -32,6 +33,7 @@ class ReducedFrame(NamedTuple):
     pixels: np.ndarray   # (input height, input width, 3) uint8 in the model's channel order
     height: int          # the camera image's own size (before reduction)
     width: int
+    resize_ms: float = 0.0  # time spent in ``shrink`` (the resize part of the decode)
 
 
 class FrameReducer:
@@ -62,7 +64,9 @@ class FrameReducer:
         """Fields of a sensor_msgs/Image. Raises ImageDecodeError (see decode_image)."""
         order = _NATIVE_ORDER.get(encoding, self.order)
         img = decode_image(encoding, height, width, step, data, is_bigendian, order=order)
-        return ReducedFrame(self.shrink(img, order), int(height), int(width))
+        t0 = time.monotonic()
+        small = self.shrink(img, order)
+        return ReducedFrame(small, int(height), int(width), (time.monotonic() - t0) * 1e3)
 
     def compressed(self, fmt: str, data: Buffer) -> ReducedFrame:
         """Fields of a sensor_msgs/CompressedImage (jpeg/png). Raises ImageDecodeError."""
@@ -70,7 +74,9 @@ class FrameReducer:
         reduce = self.jpeg_reduction(*size) if size else 1
         img = decode_compressed(fmt, data, order="bgr", reduce=reduce)  # libjpeg's own order
         h, w = size if size else img.shape[:2]
-        return ReducedFrame(self.shrink(img, "bgr"), int(h), int(w))
+        t0 = time.monotonic()
+        small = self.shrink(img, "bgr")
+        return ReducedFrame(small, int(h), int(w), (time.monotonic() - t0) * 1e3)
 
     def image_msg(self, msg: Any) -> ReducedFrame:
         return self.image(msg.encoding, msg.height, msg.width, msg.step, msg.data,

@@ -1,4 +1,4 @@
-"""/diagnostics for dsdrive_node: levels decided ROS-free from a CoreSnapshot, then a DiagnosticArray.
+"""/diagnostics for dsdrive_node: levels decided ROS-free from a PlannerSnapshot, then a DiagnosticArray.
 
 Published on a timer, so silence is visible. Statuses:
   ``dsdrive_node: planner``        overall: OK / WARN / ERROR with the reason(s) in the message
@@ -24,12 +24,15 @@ Levels:
 
 from __future__ import annotations
 
+import re
 from dataclasses import dataclass, field
 from typing import Any, Optional
 
-from dsdrive_ros.node.core import CoreSnapshot
+from dsdrive_ros.node.topics import NODE_NAME
+from dsdrive_ros.planner.types import PlannerSnapshot
 
-__all__ = ["OK", "WARN", "ERROR", "Status", "DiagnosticsState", "SimSincePlan", "evaluate", "to_msg"]
+__all__ = ["OK", "WARN", "ERROR", "Status", "DiagnosticsState", "Reporter", "SimSincePlan", "evaluate",
+           "to_msg"]
 
 OK, WARN, ERROR = 0, 1, 2
 _LEVEL_NAMES = {OK: "OK", WARN: "WARN", ERROR: "ERROR"}
@@ -95,7 +98,7 @@ def _clip(text: str, n: int = _MAX_TEXT) -> str:
     return text if len(text) <= n else text[:n] + f"... ({len(text)} chars)"
 
 
-def evaluate(snap: CoreSnapshot, stale_after_ms: float, state: Optional[DiagnosticsState] = None,
+def evaluate(snap: PlannerSnapshot, stale_after_ms: float, state: Optional[DiagnosticsState] = None,
              extra: Optional[dict[str, Any]] = None, fatal: str = "",
              sim_since_plan_s: Optional[float] = None) -> list[Status]:
     """Statuses for one report. ``extra``: node-level values (reasoning, publish counts ...);
@@ -221,6 +224,48 @@ def evaluate(snap: CoreSnapshot, stale_after_ms: float, state: Optional[Diagnost
     state.prev_counters.update({f"decode_errors.{cam}": n for cam, n in snap.camera_errors.items()})
     state.prev_sync = dict(snap.sync)
     return statuses
+
+
+class Reporter:
+    """One node's reports: levels from ``evaluate``, the node's name on its statuses, one log line
+    whenever the overall level or the kind of reason changes (``log``: an rclpy logger)."""
+
+    def __init__(self, node_name: str, log: Any) -> None:
+        self.node_name = node_name
+        self._log = log
+        self._state = DiagnosticsState()
+        self._sim_since_plan = SimSincePlan()
+        self._sig: Optional[tuple[int, str]] = None
+
+    def statuses(self, snap: PlannerSnapshot, stale_after_ms: float, extra: dict[str, Any], *,
+                 fatal: str = "", sim_now_ns: Optional[int] = None,
+                 inactive_reason: Optional[str] = None) -> list[Status]:
+        """``sim_now_ns``: ROS time under use_sim_time (else None); ``inactive_reason``: the node is
+        configured but not active (silence is expected then, not an error)."""
+        sim_s = None if sim_now_ns is None else self._sim_since_plan.update(snap.plans, sim_now_ns)
+        extra["sim_since_last_plan_s"] = sim_s
+        statuses = evaluate(snap, stale_after_ms, self._state, extra, fatal=fatal, sim_since_plan_s=sim_s)
+        if inactive_reason is not None:
+            for st in statuses:
+                st.level, st.message = OK, f"inactive ({inactive_reason})"
+        if self.node_name != NODE_NAME:  # several planners on one /diagnostics: statuses by node name
+            for st in statuses:
+                if st.name.startswith(NODE_NAME + ":"):
+                    st.name = self.node_name + st.name[len(NODE_NAME):]
+        self._log_change(statuses[0])
+        return statuses
+
+    def _log_change(self, status: Status) -> None:
+        sig = (status.level, re.sub(r"[0-9.]+", "#", status.message))
+        if sig == self._sig:
+            return
+        prev, self._sig = self._sig, sig
+        if status.level >= ERROR:
+            self._log.error(f"diagnostics ERROR: {status.message}")
+        elif status.level == WARN:
+            self._log.warning(f"diagnostics WARN: {status.message}")
+        elif prev is not None and prev[0] != OK:
+            self._log.info(f"diagnostics OK: {status.message}")
 
 
 def level_name(level: int) -> str:

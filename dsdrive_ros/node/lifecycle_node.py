@@ -1,10 +1,10 @@
 """dsdrive_lifecycle_node: the managed (ROS 2 lifecycle) variant of dsdrive_node.
 
 Same topics, parameters, threads and /diagnostics as ``dsdrive_node``: both mix in
-``PlannerNodeMixin`` (node/dsdrive_node.py); only *when* things happen differs:
+``PlannerNodeMixin`` (node/wiring.py); only *when* things happen differs:
 
   unconfigured  parameters declared (values checked at startup: a bad -p exits 2), nothing else.
-  configure     load the model / build the TensorRT engine (the slow part), create the core,
+  configure     load the model / build the TensorRT engine (the slow part), create the Planner,
                 lifecycle publishers (inactive), the /diagnostics timer and the worker threads.
                 A failure (missing model, mismatching ONNX, ...) is logged and the transition
                 FAILS: the node stays unconfigured and can be configured again.
@@ -27,19 +27,21 @@ from typing import Any, Optional, Sequence
 
 from rclpy.lifecycle import LifecycleNode, LifecycleState, TransitionCallbackReturn
 
-from dsdrive_ros.node.dsdrive_node import NODE_NAME, PlannerNodeMixin, run_node
+from dsdrive_ros.node.dsdrive_node import destroyed_on_failure, run_node
+from dsdrive_ros.node.topics import NODE_NAME
+from dsdrive_ros.node.wiring import LoadedModel, PlannerNodeMixin
 from dsdrive_ros.node.params import declare_parameters, load_config
 
 __all__ = ["DSDriveLifecycleNode", "main"]
 
 
 class DSDriveLifecycleNode(PlannerNodeMixin, LifecycleNode):
-    def __init__(self, *, node_name: str = NODE_NAME, model: Optional[tuple[Any, Any, str]] = None,
+    def __init__(self, *, node_name: str = NODE_NAME, model: Optional[LoadedModel] = None,
                  **kwargs: Any) -> None:
         super().__init__(node_name, **kwargs)
         self._planner_init()
         self._model = model  # preloaded (tests); else loaded by every configure
-        with self._destroyed_on_failure():
+        with destroyed_on_failure(self):
             declare_parameters(self)  # ConfigError (bad type / out of range): main() exits 2
         self._watch_parameters()
         self._inactive_reason = "unconfigured"

@@ -3,7 +3,7 @@
 The planner returns a dict of numpy arrays (see docs/ARCHITECTURE.md, "Planner graph"). This module
 turns one step's arrays into a validated, self-describing :class:`PlanOutput`; ``fill.py`` turns that
 into ROS messages. Nothing here hard-codes the waypoint count, spacing or frame: they come from the
-model's ``config.json`` (``ModelSpec``).
+model's ``config.json`` (``ModelSpec``: ``waypoint_count``, ``waypoint_dt``, ``frame_id``, ``end_threshold``).
 
 A non-finite or malformed output raises :class:`PlanParseError`: the caller counts it and publishes
 nothing for that frame (a NaN path must never reach a controller).
@@ -11,13 +11,16 @@ nothing for that frame (a NaN path must never reach a controller).
 
 from __future__ import annotations
 
-from dataclasses import dataclass, field, replace
-from typing import Any, Mapping
+from dataclasses import dataclass, replace
+from typing import TYPE_CHECKING, Any, Mapping, Optional
 
 import numpy as np
 
-__all__ = ["PlanOutput", "PlanParseError", "ImplausiblePlan", "PlausibilityLimits", "implausibility",
-           "parse_plan", "waypoint_times", "spec_value"]
+if TYPE_CHECKING:  # annotation only: the parser stays importable without the runners' packages
+    from ..runners.spec import ModelSpec
+
+__all__ = ["PlanOutput", "PlanTimings", "PlanParseError", "ImplausiblePlan", "PlausibilityLimits",
+           "implausibility", "parse_plan", "waypoint_times"]
 
 # A waypoint farther than this from the vehicle is treated as garbage (the model predicts a few
 # seconds ahead: even 200 km/h for 10 s is ~560 m).
@@ -40,6 +43,22 @@ class PlausibilityLimits:
 
     max_first_waypoint_m: float = 20.0  # the first waypoint's distance from the ego (base_link origin)
     max_speed_mps: float = 50.0  # implied by consecutive waypoints (distance / time between them)
+
+
+@dataclass(frozen=True)
+class PlanTimings:
+    """Where one plan's time went (ms of wall time), for /diagnostics and the benches."""
+
+    ready_mono: float  # when the camera set became complete (time.monotonic s)
+    queue_wait_ms: float  # set complete -> planning starts
+    preprocess_ms: float
+    inference_ms: float  # PlannerSession.step
+    parse_ms: float
+
+    def stages_ms(self) -> dict[str, float]:
+        """{stage: ms} in planning order (the Planner's STAGES)."""
+        return {"queue_wait": self.queue_wait_ms, "preprocess": self.preprocess_ms,
+                "inference": self.inference_ms, "parse": self.parse_ms}
 
 
 @dataclass
@@ -65,7 +84,7 @@ class PlanOutput:
     speed: float = 0.0
     end_threshold: float = 1.0
     seq: int = 0
-    extra: dict[str, Any] = field(default_factory=dict)
+    timings: Optional[PlanTimings] = None  # set by the Planner
 
     @property
     def instruction_completed(self) -> bool:
@@ -98,34 +117,6 @@ class PlanOutput:
             "speed": float(self.speed),
             "seq": int(self.seq),
         }
-
-
-def spec_value(spec: Any, name: str, default: Any = None) -> Any:
-    """Read ``name`` from a ModelSpec-like object or a parsed config.json dict.
-
-    Accepts the runner's ``ModelSpec`` (attributes ``waypoint_count``, ``waypoint_dt``, ``frame_id``,
-    ``end_threshold``) and a raw config dict (``{"waypoints": {"count", "dt_s", "frame_id"}, ...}``).
-    """
-    if spec is None:
-        return default
-    if not isinstance(spec, Mapping):
-        val = getattr(spec, name, None)
-        if val is not None:
-            return val
-        raw = getattr(spec, "raw", None) or getattr(spec, "config", None)
-        if isinstance(raw, Mapping):
-            return spec_value(raw, name, default)
-        return default
-    wp = spec.get("waypoints", {}) if isinstance(spec.get("waypoints"), Mapping) else {}
-    mapping = {
-        "waypoint_count": wp.get("count"),
-        "waypoint_dt": wp.get("dt_s"),
-        "frame_id": wp.get("frame_id"),
-        "end_threshold": spec.get("end_threshold"),
-        "cameras": spec.get("cameras"),
-    }
-    val = mapping.get(name, spec.get(name))
-    return default if val is None else val
 
 
 def waypoint_times(count: int, dt_s: float) -> np.ndarray:
@@ -164,7 +155,7 @@ def _scalar(value: Any, name: str) -> float:
 
 def parse_plan(
     raw: Mapping[str, Any],
-    spec: Any,
+    spec: ModelSpec,
     *,
     stamp_ns: int,
     latency_ms: float = 0.0,
@@ -192,9 +183,8 @@ def parse_plan(
         raise PlanParseError(f"waypoints: expected (K, 2), got shape {tuple(np.shape(raw['waypoints']))}")
     if not np.issubdtype(wp.dtype, np.number):
         raise PlanParseError(f"waypoints: not numeric (dtype {wp.dtype})")
-    count = spec_value(spec, "waypoint_count")
-    if count is not None and wp.shape[0] != int(count):
-        raise PlanParseError(f"waypoints: model config says {int(count)} points, output has {wp.shape[0]}")
+    if wp.shape[0] != spec.waypoint_count:
+        raise PlanParseError(f"waypoints: model config says {spec.waypoint_count} points, output has {wp.shape[0]}")
     wp = wp.astype(np.float64, copy=True)
     if not np.all(np.isfinite(wp)):
         bad = int(np.count_nonzero(~np.isfinite(wp)))
@@ -209,7 +199,7 @@ def parse_plan(
         raise PlanParseError(f"end_prob {end_prob} is not a probability")
     end_prob = min(max(end_prob, 0.0), 1.0)
 
-    dt = float(spec_value(spec, "waypoint_dt", 0.5))
+    dt = float(spec.waypoint_dt)
     if not np.isfinite(dt) or dt <= 0:
         raise PlanParseError(f"waypoint dt {dt} from the model config is not positive")
     return PlanOutput(
@@ -222,9 +212,9 @@ def parse_plan(
         frames_dropped=int(frames_dropped),
         backend=str(backend),
         reasoning=str(reasoning),
-        frame_id=str(spec_value(spec, "frame_id", "base_link")),
+        frame_id=spec.frame_id,
         instruction=str(instruction),
         speed=float(speed),
-        end_threshold=float(spec_value(spec, "end_threshold", 1.0)),
+        end_threshold=float(spec.end_threshold),
         seq=int(seq),
     )

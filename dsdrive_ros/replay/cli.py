@@ -220,7 +220,7 @@ class Replay:
         import rclpy
         from rclpy.executors import SingleThreadedExecutor
 
-        from dsdrive_ros.node.dsdrive_node import TOPICS, camera_topic
+        from dsdrive_ros.node.topics import TOPICS, camera_topic
         from dsdrive_ros.node.qos import instruction_qos, output_qos
 
         a = self.args
