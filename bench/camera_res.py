@@ -1,5 +1,5 @@
 #!/usr/bin/env python3
-"""dsdrive_node at camera resolution: node_bench.py's rig and node probe, four cameras over real DDS.
+"""dsdrive_node at camera resolution: node_rig.py's rig and node probe, four cameras over real DDS.
 
     . scripts/ros_env.sh
     python bench/camera_res.py --model-dir models/dsdrive-tiny [--seconds 10]
@@ -40,7 +40,9 @@ import cv2
 import numpy as np
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
-import node_bench as nb  # noqa: E402  (bench/ helper module, also puts the repo on sys.path)
+import node_rig as nb  # noqa: E402  (bench/ helper module, also puts the repo on sys.path)
+from node_bench import run_node  # noqa: E402
+from node_report import _f  # noqa: E402
 
 STAMP = struct.Struct("<iI")  # CDR: 4-byte encapsulation header, then header.stamp sec, nanosec
 RESULTS = Path(__file__).resolve().parent / "results"
@@ -181,9 +183,9 @@ def targets(res: dict) -> list[dict]:
         add(label, ">= 99 % of sets planned", f"{p['received']}/{p['sent']} ({planned:.1%})", planned >= 0.99)
         e = p["e2e_ms"]
         if p50_max is not None:
-            add(label, f"e2e p50 <= {p50_max:.0f} ms", nb._f(e["p50"]), e["p50"] is not None and e["p50"] <= p50_max)
+            add(label, f"e2e p50 <= {p50_max:.0f} ms", _f(e["p50"]), e["p50"] is not None and e["p50"] <= p50_max)
         if p99_max is not None:
-            add(label, f"e2e p99 <= {p99_max:.0f} ms", nb._f(e["p99"]), e["p99"] is not None and e["p99"] <= p99_max)
+            add(label, f"e2e p99 <= {p99_max:.0f} ms", _f(e["p99"]), e["p99"] is not None and e["p99"] <= p99_max)
     j = ph.get("jpeg_1920x1080_10hz", {}).get("decode_costs")
     if j:
         add("jpeg_1920x1080_10hz", "4 full-HD JPEG decodes: full vs IMREAD_REDUCED_COLOR_4 (ms)",
@@ -236,7 +238,7 @@ def main() -> int:
             rig.use(ph, sets)
             costs = decode_costs(ph, sets[0], rig.wire[0], model_hw)
             n = int(args.seconds * ph.rate_hz)
-            run = nb.run_node(argparse.Namespace(model_dir=args.model_dir, warmup=args.warmup), rig, env,
+            run = run_node(argparse.Namespace(model_dir=args.model_dir, warmup=args.warmup), rig, env,
                               workdir, ph.label, "onnxruntime", ph.transport, [(ph.label, ph.rate_hz, n)])
             p = run.get("phases", {}).get(ph.label, {"error": run.get("error", "no result")})
             p.pop("_rows", None)

@@ -47,12 +47,13 @@ def time_plan(runner, feeds: list[dict], iters: int) -> dict:
             "mean_ms": float(np.mean(t)), "iters": iters}
 
 
-def time_tokens(runner, prefix_kv: np.ndarray, n: int, repeats: int) -> np.ndarray:
-    """Seconds per decode step at each position 1..n (median over repeats)."""
+def time_tokens(runner, prefix_kv: np.ndarray, n: int, repeats: int, first_id: int = 0) -> np.ndarray:
+    """Seconds per decode step at each position 1..n (median over repeats), greedy from first_id."""
     per = np.zeros((repeats, n))
     ids = np.zeros((prefix_kv.shape[2], 1), np.int64)
     for r in range(repeats):
         past = prefix_kv
+        ids[:] = first_id
         for i in range(n):
             t0 = time.perf_counter()
             logits, past = runner.decode(ids, past)

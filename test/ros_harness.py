@@ -5,9 +5,7 @@ Real rclpy, real DDS, one process per side. ROS_DOMAIN_ID comes from conftest (p
 
 from __future__ import annotations
 
-import collections
 import signal
-import threading
 import time
 from pathlib import Path
 from typing import Any, Callable, Optional, Sequence
@@ -44,31 +42,8 @@ class NodeProcess(process.NodeProcess):
         self.stop()
 
 
-class Harness(BackgroundNode):
-    """A test-side rclpy node (own context, background executor) that records what it receives."""
-
-    def __init__(self, name: str = "dsdrive_test") -> None:
-        self.lock = threading.Lock()
-        self.msgs: dict[str, list[tuple[float, Any]]] = collections.defaultdict(list)
-        super().__init__(name)
-
-    def subscribe(self, topic: str, msg_type: Any, qos: Any = 10, raw: bool = False) -> Any:
-        def cb(msg: Any) -> None:
-            with self.lock:
-                self.msgs[topic].append((time.monotonic(), msg))
-
-        return self.node.create_subscription(msg_type, topic, cb, qos, raw=raw)
-
-    def got(self, topic: str) -> list[Any]:
-        with self.lock:
-            return [m for _, m in self.msgs[topic]]
-
-    def clear(self, topic: Optional[str] = None) -> None:
-        with self.lock:
-            if topic is None:
-                self.msgs.clear()
-            else:
-                self.msgs[topic].clear()
+# The test-side rclpy node (own context, background executor) that records what it receives.
+Harness = BackgroundNode
 
 
 def make_image(seed: int, h: int = 96, w: int = 160) -> np.ndarray:

@@ -26,40 +26,16 @@ import argparse
 import json
 import shutil
 import sys
-import threading
 import time
-from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any, Callable, Optional, Sequence
+from typing import Any, Optional, Sequence
 
 from dsdrive_ros.node.process import NodeProcess, private_domain, use_dds_profile
 from dsdrive_ros.replay.clock import ClockPublisher, PlaybackClock
-from dsdrive_ros.replay.bagio import (
-    T_DIAG,
-    T_MARKERS,
-    T_PATH,
-    T_PLAN,
-    T_REASONING,
-    T_STRING,
-    BagInputs,
-    find_inputs,
-    open_reader,
-    stamp_ns,
-    typestore,
-)
+from dsdrive_ros.replay.bagio import BagInputs, find_inputs, open_reader, stamp_ns
+from dsdrive_ros.replay.recorder import OUTPUT_TOPICS, OutputRecorder
 
-__all__ = ["main", "build_parser", "Replay", "OUTPUT_TOPICS"]
-
-# node output topic -> message type (rosbags names)
-OUTPUT_TOPICS = {
-    "/dsdrive/path": T_PATH,
-    "/dsdrive/plan": T_PLAN,
-    "/dsdrive/reasoning": T_STRING,
-    "/dsdrive/reasoning_stamped": T_REASONING,
-    "/dsdrive/markers": T_MARKERS,
-    "/diagnostics": T_DIAG,
-}
-
+__all__ = ["main", "build_parser", "Replay"]
 
 def build_parser() -> argparse.ArgumentParser:
     ap = argparse.ArgumentParser(
@@ -98,61 +74,6 @@ def build_parser() -> argparse.ArgumentParser:
     ap.add_argument("--overwrite", action="store_true", help="replace OUT/outputs if it exists")
     ap.add_argument("--no-progress", action="store_true", help="no tqdm progress bar")
     return ap
-
-
-@dataclass
-class _Recorder:
-    """Writes every output message, as received (CDR bytes), into a rosbag2 mcap bag."""
-
-    path: Path
-    writer: Any = None
-    conns: dict[str, Any] = field(default_factory=dict)
-    counts: dict[str, int] = field(default_factory=dict)
-    lock: threading.Lock = field(default_factory=threading.Lock)
-    cond: threading.Condition = field(init=False)
-    path_stamps: list[int] = field(default_factory=list)
-    path_recv_ns: dict[int, int] = field(default_factory=dict)
-    last_recv_mono: float = 0.0
-    clock: Callable[[], Optional[int]] = time.time_ns  # the outputs bag's timeline
-
-    def __post_init__(self) -> None:
-        self.cond = threading.Condition(self.lock)
-
-    def open(self) -> None:
-        from rosbags.rosbag2 import StoragePlugin, Writer
-
-        self.writer = Writer(self.path, version=Writer.VERSION_LATEST, storage_plugin=StoragePlugin.MCAP)
-        self.writer.open()
-        ts = typestore()
-        for topic, msgtype in OUTPUT_TOPICS.items():
-            self.conns[topic] = self.writer.add_connection(topic, msgtype, typestore=ts)
-            self.counts[topic] = 0
-
-    def callback(self, topic: str):
-        from nav_msgs.msg import Path as PathMsg
-        from rclpy.serialization import deserialize_message
-
-        def on_msg(data: bytes) -> None:
-            now = time.time_ns()
-            with self.lock:
-                if self.writer is None:
-                    return
-                self.writer.write(self.conns[topic], self.clock() or now, bytes(data))
-                self.counts[topic] += 1
-                self.last_recv_mono = time.monotonic()
-                if topic == "/dsdrive/path":
-                    st = stamp_ns(deserialize_message(bytes(data), PathMsg))
-                    self.path_stamps.append(st)
-                    self.path_recv_ns.setdefault(st, now)
-                self.cond.notify_all()
-
-        return on_msg
-
-    def close(self) -> None:
-        with self.lock:
-            if self.writer is not None:
-                self.writer.close()
-                self.writer = None
 
 
 class Replay:
@@ -217,9 +138,7 @@ class Replay:
             reader.close()
 
     def _run(self, reader: Any, inputs: BagInputs, cameras: list[str], outputs: Path) -> int:
-        import rclpy
-        from rclpy.executors import SingleThreadedExecutor
-
+        from dsdrive_ros.node.background import BackgroundNode
         from dsdrive_ros.node.topics import TOPICS, camera_topic
         from dsdrive_ros.node.qos import instruction_qos, output_qos
 
@@ -230,33 +149,19 @@ class Replay:
         self.summary["dds_profile"] = use_dds_profile()  # this publisher's images need it most
         if not a.no_node:
             self._start_node(inputs.transport)
-        ctx = rclpy.context.Context()
-        rclpy.init(context=ctx, signal_handler_options=rclpy.signals.SignalHandlerOptions.NO)
-        node = rclpy.create_node("dsdrive_replay", context=ctx)
-        executor = SingleThreadedExecutor(context=ctx)
-        executor.add_node(node)
-        rec = _Recorder(outputs)
+        ros = BackgroundNode("dsdrive_replay")
+        node = ros.node
+        rec = OutputRecorder(outputs)
         clock: Optional[ClockPublisher] = None
         if a.clock:
             clock = ClockPublisher(node, PlaybackClock(a.rate), a.clock)
             rec.clock = clock.clock.now_ns
         rec.open()
-        spin_stop = threading.Event()
-
-        def spin() -> None:
-            while not spin_stop.is_set() and ctx.ok():
-                try:
-                    executor.spin_once(timeout_sec=0.05)
-                except Exception:  # noqa: BLE001 - shutting down
-                    if spin_stop.is_set():
-                        return
-
         rc = 0
         sent: dict[str, int] = {}
         timeouts = 0
         sets = 0
         e2e_ms: list[float] = []
-        spinner = threading.Thread(target=spin, daemon=True)
         try:
             from diagnostic_msgs.msg import DiagnosticArray
             from nav_msgs.msg import Odometry
@@ -270,7 +175,7 @@ class Replay:
             types = {"/dsdrive/path": PathMsg, "/dsdrive/plan": DrivingPlan,
                      "/dsdrive/reasoning": String, "/dsdrive/reasoning_stamped": Reasoning,
                      "/dsdrive/markers": MarkerArray, "/diagnostics": DiagnosticArray}
-            subs = {t: node.create_subscription(types[t], t, rec.callback(t), output_qos(50), raw=True)
+            subs = {t: ros.subscribe(t, types[t], output_qos(50), raw=True, on_msg=rec.callback(t))
                     for t in OUTPUT_TOPICS}
             img_type = CompressedImage if inputs.transport == "compressed" else Image
             pubs: dict[int, tuple[str, Any]] = {}  # connection id -> (topic, publisher)
@@ -285,7 +190,6 @@ class Replay:
             if inputs.odom is not None:
                 pubs[inputs.odom.id] = ("odom", node.create_publisher(
                     Odometry, "/" + TOPICS["odom"], output_qos(5)))
-            spinner.start()
 
             # ---- discovery: the node subscribed to every camera and we see its outputs ----
             deadline = time.monotonic() + a.startup_timeout
@@ -329,15 +233,8 @@ class Replay:
             node_rc = self._stop_node()
             if clock is not None:
                 clock.stop()
-            spin_stop.set()
-            if spinner.is_alive():
-                spinner.join(2.0)
+            ros.close()
             rec.close()
-            try:
-                executor.shutdown(timeout_sec=1.0)
-                node.destroy_node()
-            finally:
-                rclpy.try_shutdown(context=ctx)
 
         with rec.lock:
             counts = dict(rec.counts)
@@ -365,7 +262,7 @@ class Replay:
         return rc
 
     def _publish(self, reader: Any, inputs: BagInputs, cameras: list[str],
-                 pubs: dict[int, tuple[str, Any]], rec: _Recorder, clock: Optional[ClockPublisher]):
+                 pubs: dict[int, tuple[str, Any]], rec: OutputRecorder, clock: Optional[ClockPublisher]):
         """Publish the bag's inputs; returns (rc, sent counts, camera sets, sets without output, e2e ms)."""
         a = self.args
         conns = inputs.connections()
@@ -439,7 +336,7 @@ class Replay:
                     e2e_ms.append((t_recv - t_send) / 1e6)
         return rc, sent, sets, timeouts, e2e_ms
 
-    def _wait_output(self, rec: _Recorder, stamp: Optional[int], timeout: float) -> bool:
+    def _wait_output(self, rec: OutputRecorder, stamp: Optional[int], timeout: float) -> bool:
         """Wait until the node published a path for ``stamp`` (or any newer one)."""
         deadline = time.monotonic() + timeout
         with rec.cond:
