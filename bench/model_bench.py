@@ -19,7 +19,7 @@ import numpy as np
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
-from dsdrive_ros.planner.planner import load_session  # noqa: E402
+from dsdrive_ros.planner.load import load_session  # noqa: E402
 from dsdrive_ros.runners import ModelSpec, make_runner  # noqa: E402
 
 

@@ -29,7 +29,8 @@ from typing import Iterator, Optional
 import numpy as np
 
 from ..outputs.parse import PlanParseError
-from ..planner.planner import Planner, load_session
+from ..planner.load import load_session
+from ..planner.planner import Planner
 from ..runners.spec import ModelSpec
 from ..policies.waypoint_policies import WaypointPolicy
 from ..sim.cameras import default_cameras

@@ -32,7 +32,8 @@ from dsdrive_ros.node.topics import TOPICS, camera_topic
 from dsdrive_ros.outputs.fill import fill_path, fill_plan, fill_reasoning, fill_reasoning_stamped, time_to_ns
 from dsdrive_ros.outputs.markers import fill_markers
 from dsdrive_ros.planner.inputs import THROTTLE_S, PlannerLog
-from dsdrive_ros.planner.planner import Planner, load_session
+from dsdrive_ros.planner.load import load_session
+from dsdrive_ros.planner.planner import Planner
 from dsdrive_ros.planner.types import PlanStep
 
 __all__ = ["LoadedModel", "PlannerNodeMixin", "load_model"]

@@ -39,20 +39,10 @@ from dsdrive_ros.planner.reasoning import LatestSlot, ReasoningWorker
 from dsdrive_ros.planner.stats import Counters, LatencyStats, RateMeter
 from dsdrive_ros.planner.types import STAGES, FrameTiming, PendingSet, PlannerSnapshot, PlanStep
 
-__all__ = ["Planner", "load_session"]
+__all__ = ["Planner"]
 
 # Longest a reasoning decode step waits for the planner to go idle (then it runs anyway: no starvation).
 _REASONING_WAIT_S = 0.1
-
-
-def load_session(spec: Any, backend: str = "auto", precision: str = "fp32",
-                 engine_cache_dir: Optional[str] = None, threads: int = 0) -> tuple[Any, str]:
-    """(PlannerSession, the runner's name) for a ModelSpec on a backend."""
-    from dsdrive_ros.runners import PlannerSession, load_tokenizer, make_runner
-
-    runner = make_runner(spec, backend=backend, precision=precision, engine_cache_dir=engine_cache_dir,
-                         threads=threads)
-    return PlannerSession(spec, runner, load_tokenizer(spec)), str(getattr(runner, "name", backend))
 
 
 class Planner(PlannerInputs):

@@ -1,0 +1,16 @@
+"""What a Planner runs on: the session on the chosen backend."""
+from __future__ import annotations
+
+from typing import Any, Optional
+
+__all__ = ["load_session"]
+
+
+def load_session(spec: Any, backend: str = "auto", precision: str = "fp32",
+                 engine_cache_dir: Optional[str] = None, threads: int = 0) -> tuple[Any, str]:
+    """(PlannerSession, the runner's name) for a ModelSpec on a backend."""
+    from dsdrive_ros.runners import PlannerSession, load_tokenizer, make_runner
+
+    runner = make_runner(spec, backend=backend, precision=precision, engine_cache_dir=engine_cache_dir,
+                         threads=threads)
+    return PlannerSession(spec, runner, load_tokenizer(spec)), str(getattr(runner, "name", backend))
