@@ -18,7 +18,7 @@ from __future__ import annotations
 
 import threading
 import time
-from typing import Any, Callable, NamedTuple, Optional, Sequence
+from typing import TYPE_CHECKING, Any, Callable, NamedTuple, Optional, Sequence
 
 from rclpy.callback_groups import MutuallyExclusiveCallbackGroup
 from rclpy.clock import Clock, ClockType
@@ -36,12 +36,16 @@ from dsdrive_ros.planner.load import load_session
 from dsdrive_ros.planner.planner import Planner
 from dsdrive_ros.planner.types import PlanStep
 
+if TYPE_CHECKING:
+    from dsdrive_ros.runners.session import PlannerSession
+    from dsdrive_ros.runners.spec import ModelSpec
+
 __all__ = ["LoadedModel", "PlannerNodeMixin", "load_model"]
 
 
 class LoadedModel(NamedTuple):
-    spec: Any  # ModelSpec
-    session: Any  # PlannerSession
+    spec: ModelSpec
+    session: PlannerSession
     backend: str  # the runner's name
 
 

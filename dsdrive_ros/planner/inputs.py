@@ -13,7 +13,7 @@ import logging
 import re
 import threading
 import time
-from typing import Any, Callable, Optional
+from typing import TYPE_CHECKING, Any, Callable, Optional
 
 import numpy as np
 
@@ -21,6 +21,9 @@ from dsdrive_ros.frames.sync import CameraSync
 from dsdrive_ros.planner.reasoning import LatestSlot
 from dsdrive_ros.planner.stats import Counters, RateMeter
 from dsdrive_ros.planner.types import FrameTiming, PendingSet
+
+if TYPE_CHECKING:
+    from dsdrive_ros.runners.spec import ModelSpec
 
 __all__ = ["FUTURE_STAMP_TOLERANCE_S", "MAX_INSTRUCTION_CHARS", "MIN_IMAGE_FRACTION", "MAX_IMAGE_SIDE",
            "LogThrottle", "PlannerLog", "PlannerInputs", "image_size_problem"]
@@ -105,7 +108,7 @@ class PlannerLog:
 class PlannerInputs:
     """Camera frames, instruction and odometry into the Planner: checked, counted, logged."""
 
-    spec: Any
+    spec: ModelSpec
     log: PlannerLog
     counters: Counters
     frame_timer: Optional[Callable[[FrameTiming], None]]

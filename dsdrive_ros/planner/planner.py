@@ -20,7 +20,7 @@ from __future__ import annotations
 import threading
 import time
 from dataclasses import replace
-from typing import Any, Callable, Mapping, Optional, Sequence
+from typing import TYPE_CHECKING, Any, Callable, Mapping, Optional, Sequence
 
 import numpy as np
 
@@ -39,6 +39,10 @@ from dsdrive_ros.planner.reasoning import LatestSlot, ReasoningWorker
 from dsdrive_ros.planner.stats import Counters, LatencyStats, RateMeter
 from dsdrive_ros.planner.types import STAGES, FrameTiming, PendingSet, PlannerSnapshot, PlanStep
 
+if TYPE_CHECKING:  # annotations only: the Planner imports no runtime package (numpy is enough)
+    from dsdrive_ros.runners.session import PlannerSession
+    from dsdrive_ros.runners.spec import ModelSpec
+
 __all__ = ["Planner"]
 
 # Longest a reasoning decode step waits for the planner to go idle (then it runs anyway: no starvation).
@@ -55,8 +59,8 @@ class Planner(PlannerInputs):
 
     def __init__(
         self,
-        spec: Any,
-        session: Any,
+        spec: ModelSpec,
+        session: PlannerSession,
         *,
         backend: str = "",
         preprocessor: Optional[Callable[[Mapping[str, np.ndarray]], np.ndarray]] = None,
