@@ -5,9 +5,10 @@
     python bench/node_bench.py --model-dir build/models/random-tiny [--frames 200] [--quick]
 
 One process (this one) publishes the cameras (wall-clock header stamps) and subscribes to the outputs;
-the node runs in a subprocess (``bench/node_probe.py``: the unmodified node plus per-frame stage
-timing published on ``dsdrive_bench/stages``), Fast DDS profile config/fastdds_large_data.xml, its own
-ROS_DOMAIN_ID. Images are at the model's input resolution, raw rgb8 and JPEG.
+the node runs in a subprocess (``bench/node_probe.py``: the node, its Planner's stage times published
+on ``dsdrive_bench/stages``), Fast DDS profile config/fastdds_large_data.xml, its own ROS_DOMAIN_ID.
+Images are at the model's input resolution, raw rgb8 and JPEG. The rig, the statistics and the
+report are ``node_rig.py``, ``node_stats.py`` and ``node_report.py``.
 
 Measured, side by side:
   * latency = Path receive time - camera stamp: p50/p99/max at 10 and 20 Hz, ONNX Runtime and
@@ -16,7 +17,7 @@ Measured, side by side:
   * input faster than the model (30 Hz, a burst): output age and drop ratio (keep-latest);
   * planning with reasoning on vs off (parameter reasoning.enabled, alternated blocks at 20 Hz) and
     with reasoning generating continuously (reasoning.max_rate_hz 0);
-  * reasoning alone (bare runner): tokens/s, per-token time at token 20 and 200;
+  * reasoning alone (bare runner, model_bench.py's timing): tokens/s, per-token time at token 20 and 200;
   * the node's peak RSS (VmHWM), CPU use, the model's bytes on disk; load average for every figure.
 Writes bench/results/node_bench.json and node_bench.md. A benchmark, not a test: nothing asserts.
 """
