@@ -108,3 +108,20 @@ def test_lateral_loop_recovers_without_limit_cycle(v0, offset, heading):
     ys = np.abs(np.array(ys))
     assert ys[60:].max() < 0.05  # settled within 6 s
     assert ys.max() < abs(offset) + 3.0  # no wild overshoot
+
+
+def test_waits_at_the_entry_when_a_car_stands_in_the_far_side_of_the_box():
+    """A car standing at a junction's exit, farther than the usual 25 m sweep when we could still
+    stop: we wait before the box instead of coming to rest inside it, where crossing traffic drives."""
+    from dsdrive_ros.sim.routes import JunctionPass
+
+    pts = np.stack([np.arange(0.0, 200.0, 1.0), np.zeros(200)], 1)
+    route = _route(pts)
+    route.junctions = [JunctionPass("J", 60.0, 80.0, "s", "straight", False)]
+    route.in_junction[60:81] = True
+    parked = SimpleNamespace(id="131", kind="vehicle", x=84.0, y=0.0, yaw=0.0, length=4.5, width=1.8,
+                             speed=0.0)
+    xs, actions, _ = _drive(route, [parked], steps=300)
+    front = xs[:, 0] + 0.5 * EgoParams().length
+    assert front.max() < 60.0, "came to rest inside the junction"
+    assert xs[-1, 2] < 0.1 and front[-1] > 45.0 and actions[-1] == "stop"  # waits near the line

@@ -200,21 +200,12 @@ class ConflictFinder:
             return True  # beside or behind us
         along = math.cos(h.dyaw[0])
         if a.speed < 0.5:
-            # standing: sweep the ego's box along the path for the exact free distance
-            free = self.free_distance(w.s, a, ped, still_s)
+            # standing: sweep the ego's box along the path for the exact free distance, through
+            # the next junction's exit at least (a car standing in the box's far side counts)
+            free = self.free_distance(w.s, a, ped, still_s, ahead=self._sweep_reach(w))
             if free is None:
                 return True  # we pass it
-            # don't block the box: if we would come to rest inside a junction we have
-            # not entered yet, wait at its entry instead
-            rest_front = w.s_front + max(free - 1.5, 0.0)
-            rest_rear = rest_front - e.length
-            for j in w.junctions:
-                if w.s_front < j.s_entry + 0.5 and rest_front > j.s_entry \
-                        and rest_rear < j.s_exit + 1.0:
-                    g = self._gate_gap(w, j)
-                    if g is not None:
-                        self._add_yield(g, a, "box")
-                    break
+            self._keep_box_clear(w, a, w.s_front + max(free - 1.5, 0.0))
             if not ped and along > 0.7:  # a queue: follow it
                 self._add_leader(free + 1.0, 0.0)
             else:
@@ -224,8 +215,28 @@ class ConflictFinder:
             gap = sc - float(h.ext_along[0]) - w.s_front
             if gap > -1.0:
                 self._add_leader(gap, max(a.speed * along, 0.0))
+                if a.speed < self.p.box_slow_leader_mps:  # it may stop in the box: so would we
+                    self._keep_box_clear(w, a, w.s_front + max(gap - 1.5, 0.0))
             return True
         return False
+
+    def _sweep_reach(self, w: _Window, base: float = 25.0) -> float:
+        for j in w.junctions:
+            if w.s_front < j.s_entry + 0.5:
+                return max(base, j.s_exit + self.ego.length + 1.0 - w.s)
+        return base
+
+    def _keep_box_clear(self, w: _Window, a: RoadUser, rest_front: float) -> None:
+        """Don't block the box: if we would come to rest (front at `rest_front`) inside a junction
+        we have not entered yet, wait at its entry instead. Inside a junction we stand where crossing
+        traffic drives, and SUMO's drivers do not always see us there."""
+        rest_rear = rest_front - self.ego.length
+        for j in w.junctions:
+            if w.s_front < j.s_entry + 0.5 and rest_front > j.s_entry and rest_rear < j.s_exit + 1.0:
+                g = self._gate_gap(w, j)
+                if g is not None:
+                    self._add_yield(g, a, "box")
+                break
 
     def _window_conflict(self, w: _Window, a: RoadUser, ped: bool, res: tuple[_Hits, _Hits],
                          T: np.ndarray, trace: dict | None) -> None:

@@ -35,5 +35,8 @@ class ExpertParams:
     sweep_margin: float = 0.3  # inflation of both boxes when sweeping past a standing agent
     sweep_margin_min: float = 0.1  # ... after `patience_s` at standstill
     patience_s: float = 3.0
+    # a leader slower than this in our path through a junction may stop there: wait at the entry
+    # until the exit is clear, as for a standing one (a box we entered behind it can deadlock)
+    box_slow_leader_mps: float = 3.0
     path_ahead_m: float = 55.0
     yield_buffer_s: float = 1.5  # ego must pass a conflict this much before the other arrives
