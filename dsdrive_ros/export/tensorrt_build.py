@@ -16,7 +16,7 @@ from typing import Sequence
 from ..runners.spec import ModelSpec
 
 log = logging.getLogger(__name__)
-PRECISIONS = ("fp32", "fp16", "int8")
+PRECISIONS = ("fp32", "fp16", "bf16", "int8")
 
 
 class TensorRTUnavailable(RuntimeError):
@@ -145,6 +145,8 @@ def build_engine(onnx_path: Path, out_path: Path, precision: str, profiles: dict
     config.set_memory_pool_limit(trt.MemoryPoolType.WORKSPACE, int(workspace_gib * (1 << 30)))
     if precision == "fp16":
         config.set_flag(trt.BuilderFlag.FP16)
+    elif precision == "bf16":  # TensorRT 9+, Ampere and newer
+        config.set_flag(trt.BuilderFlag.BF16)
     elif precision == "int8":  # Q/DQ nodes carry the scales; FP16 lets non-quantized layers run fast
         config.set_flag(trt.BuilderFlag.INT8)
         config.set_flag(trt.BuilderFlag.FP16)

@@ -27,7 +27,7 @@ from typing import Any, Callable, Generic, Mapping, NamedTuple, Optional, Sequen
 
 import numpy as np
 
-from dsdrive_ros.frames import CameraSync, FrameSet, Preprocessor
+from dsdrive_ros.frames.sync import CameraSync, FrameSet
 from dsdrive_ros.node.stats import Counters, LatencyStats, RateMeter
 from dsdrive_ros.outputs.parse import (
     ImplausiblePlan,
@@ -157,7 +157,8 @@ class PlanningCore:
         self.backend = backend
         self.cameras = list(cameras if cameras is not None else spec_value(spec, "cameras"))
         self.anchor = anchor or self.cameras[0]
-        if preprocessor is None:
+        if preprocessor is None:  # OpenCV, imported only here: bench/gpu_core.py brings its own
+            from dsdrive_ros.frames.preprocess import Preprocessor
             preprocessor = Preprocessor.from_spec(spec_value(spec, "image"), self.cameras)
         self.preprocess = preprocessor
         self._clock = clock

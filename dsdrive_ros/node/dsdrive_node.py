@@ -53,6 +53,7 @@ from dsdrive_ros.node.params import (
     ConfigError,
     NodeConfig,
     check_cameras,
+    check_reasoning_tokens,
     declare_parameters,
     load_config,
     validate_update,
@@ -101,16 +102,37 @@ def camera_topic(name: str, transport: str = "raw") -> str:
     return base + "/compressed" if transport == "compressed" else base
 
 
-def load_model(cfg: NodeConfig) -> tuple[Any, Any, str]:
-    """(spec, PlannerSession, backend name) for the configured model directory and backend."""
-    from dsdrive_ros.runners import ModelSpec, PlannerSession, load_tokenizer, make_runner
+def load_model(cfg: NodeConfig, log: Callable[[str], None] = lambda _line: None) -> tuple[Any, Any, str]:
+    """(spec, PlannerSession, backend name) for the configured model directory and backend.
+    `log` gets the one line saying which backend `auto` chose and why it passed over the others."""
+    from dsdrive_ros.runners import ModelSpec, PlannerSession, RunnerOptions, load_tokenizer, select_runner
 
     spec = ModelSpec.load(cfg.model_dir)
     check_cameras(cfg.cameras, spec.cameras)  # fail before the (possibly slow) runner build
-    runner = make_runner(spec, backend=cfg.backend, precision=cfg.precision,
-                         engine_cache_dir=cfg.engine_cache_dir or None)
-    session = PlannerSession(spec, runner, load_tokenizer(spec))
-    return spec, session, str(getattr(runner, "name", cfg.backend))
+    too_long = check_reasoning_tokens(cfg.reasoning_max_tokens, spec.max_reasoning_tokens)
+    if too_long:
+        raise ConfigError(too_long)
+    selection = select_runner(spec, cfg.backend, RunnerOptions(cfg.precision, cfg.engine_cache_dir or None,
+                                                               device=cfg.device))
+    if cfg.backend == "auto":
+        log(selection.summary())
+    session = PlannerSession(spec, selection.runner, load_tokenizer(spec))
+    return spec, session, str(getattr(selection.runner, "name", cfg.backend))
+
+
+def make_preprocessor(cfg: NodeConfig, spec: Any, runner: Any, cameras: Sequence[str],
+                      warn: Callable[[str], None]) -> Optional[Callable[..., Any]]:
+    """The GPU preprocessor when preprocess_on_gpu is set and the runner takes device tensors (torch);
+    None: PlanningCore's OpenCV one."""
+    if not cfg.preprocess_on_gpu:
+        return None
+    device = getattr(runner, "device", None)
+    if device is None:
+        warn(f"preprocess_on_gpu ignored: {getattr(runner, 'name', cfg.backend)} takes host arrays "
+             "(only the torch backend reads device tensors); preprocessing on the CPU")
+        return None
+    from dsdrive_ros.frames.preprocess_torch import TorchPreprocessor
+    return TorchPreprocessor.from_spec(spec_value(spec, "image"), cameras, device)
 
 
 class LogThrottle:
@@ -181,11 +203,13 @@ class PlannerNodeMixin:
         log = self.get_logger()
         self.cfg = cfg
         t0 = time.monotonic()
-        spec, session, backend = model if model is not None else load_model(cfg)
+        spec, session, backend = model if model is not None else load_model(cfg, log.info)
         cameras = check_cameras(cfg.cameras, spec.cameras)
         self.spec = spec
         self.cameras = cameras
         self.core = PlanningCore(spec, session, backend=backend, cameras=cameras,
+                                 preprocessor=make_preprocessor(cfg, spec, getattr(session, "runner", None), cameras,
+                                                                log.warning),
                                  anchor=cfg.anchor or cameras[0],
                                  max_skew_ms=cfg.max_camera_skew_ms,
                                  stale_after_ms=cfg.stale_after_ms,
@@ -652,6 +676,9 @@ class PlannerNodeMixin:
 
         for p in params:
             reason = validate_update(p.name, p.value)
+            model_max = spec_value(getattr(self, "spec", None), "max_reasoning_tokens")
+            if not reason and p.name == "reasoning.max_tokens" and model_max is not None:
+                reason = check_reasoning_tokens(p.value, model_max)
             if reason:
                 self.get_logger().warning(f"parameter change refused: {reason}")
                 return SetParametersResult(successful=False, reason=reason)

@@ -35,8 +35,12 @@ class Selection:
     passed_over: dict[str, str] = field(default_factory=dict)  # candidate -> why
 
     def summary(self) -> str:
-        why = "; ".join(f"{k}: {v}" for k, v in self.passed_over.items()) or "none"
-        return f"backend auto: {self.runner.name} (passed over - {why})"
+        return f"backend auto: {self.runner.name} (passed over - {_reasons(self.passed_over)})"
+
+
+def _reasons(passed: dict[str, str]) -> str:
+    """One line: each candidate's first line of error, shortened."""
+    return "; ".join(f"{k}: {v.splitlines()[0][:240]}" for k, v in passed.items()) or "none"
 
 
 def gpu_device_present() -> bool:
@@ -66,7 +70,7 @@ def _torch(spec: ModelSpec, o: RunnerOptions, device: str) -> Runner:
         from .torch_runner import TorchRunner
     except ImportError as e:
         raise RunnerError(f"import torch failed: {e}") from e
-    return TorchRunner(spec, o.precision, device)
+    return TorchRunner(spec, o.precision, device, threads=o.threads)
 
 
 def _torch_cuda(spec: ModelSpec, o: RunnerOptions) -> Runner:
@@ -94,6 +98,7 @@ def select_runner(spec: ModelSpec, backend: str, options: RunnerOptions) -> Sele
     if backend == "torch":
         return Selection(_torch(spec, options, options.device))
     passed: dict[str, str] = {}
+    last: Optional[Exception] = None
     for name in AUTO_CHAIN:
         if options.device == "cpu" and name != "onnxruntime-cpu":
             passed[name] = "device is cpu"
@@ -101,8 +106,11 @@ def select_runner(spec: ModelSpec, backend: str, options: RunnerOptions) -> Sele
         try:
             runner = CANDIDATES[name](spec, options)
         except Exception as e:  # noqa: BLE001 - import, driver, build and load failures alike
-            passed[name] = f"{type(e).__name__}: {e}".splitlines()[0][:240]
+            passed[name] = f"{type(e).__name__}: {e}"
+            last = e
             continue
         return Selection(runner, passed)
-    raise RunnerError("backend auto: no runtime could load the model - " +
-                      "; ".join(f"{k}: {v}" for k, v in passed.items()))
+    # the CPU fallback failing is usually the model itself (corrupt, mismatched): its error in full
+    last_name = AUTO_CHAIN[-1]
+    raise RunnerError(f"backend auto: no runtime could load the model. {last_name}: {passed.pop(last_name)} "
+                      f"(passed over before it - {_reasons(passed)})") from last

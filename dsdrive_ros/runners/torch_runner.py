@@ -149,11 +149,15 @@ class _StaticDecoder:
 
 class TorchRunner:
     def __init__(self, spec: ModelSpec, precision: str = "fp32", device: str = "cpu",
-                 model: Optional[DSDrive] = None):
+                 model: Optional[DSDrive] = None, threads: int = 0):
+        """threads: torch's CPU threads (0 = torch's default). Decode steps are tiny: on a busy CPU
+        a pool of 2 runs them ~10x slower than 1 (measured on this 2-core machine under load)."""
         dtype = DTYPES.get(precision)
         if dtype is None:
             raise RunnerError(f"torch backend precision must be one of {sorted(DTYPES)}, not {precision!r}")
         dev = resolve_device(device)
+        if threads > 0 and dev.type == "cpu":
+            torch.set_num_threads(threads)  # process-wide: torch has one intra-op pool
         if model is None:
             weights = Path(spec.dir) / "model.safetensors"
             if not weights.is_file():
