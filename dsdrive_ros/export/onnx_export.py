@@ -16,7 +16,6 @@ import torch
 import torch.nn as nn
 
 from ..model.dsdrive import DSDrive
-from .external_data import consolidate, data_file_name
 
 if TYPE_CHECKING:  # annotations only: bench/gpu_core.py imports runtime_config without `tokenizers`
     from ..model.tokenizer import DSDriveTokenizer
@@ -169,9 +168,11 @@ def runtime_config(model: DSDrive, tokenizer: DSDriveTokenizer, preset: str | No
     }
 
 
-def _export(module: nn.Module, args: tuple, path: Path, spec: dict, opset: int, external_data: bool) -> bool:
+def _export(module: nn.Module, args: tuple, path: Path, spec: dict, opset: int, external_data: bool) -> str | None:
     """Export into a scratch folder (torch's loose weight files of a > 2 GB graph land there), then
-    write `path` with its weights inline or in one `<name>.data` file. True when external."""
+    write `path` with its weights inline or in one `<name>.data` file (its name returned)."""
+    from .external_data import consolidate, data_file_name  # onnx: not needed by runtime_config's users
+
     scratch = path.parent / f".{path.stem}.export"
     shutil.rmtree(scratch, ignore_errors=True)
     scratch.mkdir()
@@ -181,7 +182,8 @@ def _export(module: nn.Module, args: tuple, path: Path, spec: dict, opset: int, 
                           opset_version=opset, dynamo=False)
         stale = path.with_name(data_file_name(path.name))
         stale.unlink(missing_ok=True)  # a re-export into the same folder must not keep old weights
-        return consolidate(scratch / path.name, path, force=external_data) is not None
+        data = consolidate(scratch / path.name, path, force=external_data)
+        return None if data is None else data.name
     finally:
         shutil.rmtree(scratch, ignore_errors=True)
 
@@ -205,19 +207,18 @@ def export_onnx(model: DSDrive, tokenizer: DSDriveTokenizer, out_dir: str | Path
         raise ValueError(BF16_REFUSED)
     tolerance = TOLERANCE[dtype_name] if tolerance is None else tolerance
     x = example_inputs(model)
-    data_files = {}
+    data_files: dict[str, str | None] = {}
     with torch.no_grad():
         log.info("exporting planner.onnx (%s)", dtype_name)
-        if _export(PlannerGraph(model), tuple(x[k] for k in PLANNER_INPUTS), out / "planner.onnx",
-                   spec["planner"], opset, external_data):
-            data_files["planner_data"] = data_file_name("planner.onnx")
+        data_files["planner_data"] = _export(PlannerGraph(model), tuple(x[k] for k in PLANNER_INPUTS),
+                                             out / "planner.onnx", spec["planner"], opset, external_data)
         past = PlannerGraph(model)(*(x[k] for k in PLANNER_INPUTS))[PLANNER_OUTPUTS.index("reasoner_kv")]
         log.info("exporting reasoner.onnx (%s)", dtype_name)
-        if _export(ReasonerGraph(model), (torch.tensor([[tokenizer.ids["bos"], 5, 6]]), past),
-                   out / "reasoner.onnx", spec["reasoner"], opset, external_data):
-            data_files["reasoner_data"] = data_file_name("reasoner.onnx")
+        data_files["reasoner_data"] = _export(ReasonerGraph(model), (torch.tensor([[tokenizer.ids["bos"], 5, 6]]),
+                                                                    past),
+                                              out / "reasoner.onnx", spec["reasoner"], opset, external_data)
     tokenizer.save(out / "tokenizer.json")
-    cfg = runtime_config(model, tokenizer, preset, data_files)
+    cfg = runtime_config(model, tokenizer, preset, {k: v for k, v in data_files.items() if v})
     (out / "config.json").write_text(json.dumps(cfg, indent=2))
     report = validate_export(model, out)
     worst = max(report.values())

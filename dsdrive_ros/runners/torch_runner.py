@@ -82,6 +82,8 @@ class _StaticPlanner:
         self.outputs = {k: out[k] for k in PLANNER_OUTPUTS}
 
     def __call__(self, inputs: dict) -> dict[str, np.ndarray]:
+        if self.stream is not None:  # images may come from the caller's stream (TorchPreprocessor)
+            self.stream.wait_stream(torch.cuda.current_stream(self.device))
         with torch.cuda.stream(self.stream) if self.stream is not None else contextlib.nullcontext():
             for k, v in inputs.items():
                 src = v if isinstance(v, torch.Tensor) else torch.from_numpy(np.ascontiguousarray(v))
