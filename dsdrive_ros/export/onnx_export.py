@@ -192,8 +192,9 @@ def export_onnx(model: DSDrive, tokenizer: DSDriveTokenizer, out_dir: str | Path
                 opset: int = 17, tolerance: float | None = None, external_data: bool = False) -> dict:
     """Export both graphs, write config.json + tokenizer.json, validate against PyTorch.
 
-    The model is exported in its own dtype (cast it first for fp16/bf16). `external_data`: weights in
-    `<graph>.onnx.data` even for a graph under 2 GB (a larger one always gets it). Returns the
+    The model is exported in its own dtype (cast it first for fp16). `external_data`: weights in
+    `<graph>.onnx.data` even for a graph under 2 GB; a planner over 2 GB gets it, and then the reasoner
+    too (one layout for the whole model). Returns the
     validation report; raises ExportValidationError above `tolerance` (default: TOLERANCE[dtype]).
     """
     if tokenizer.vocab_size > model.cfg.vocab_size:
@@ -212,6 +213,8 @@ def export_onnx(model: DSDrive, tokenizer: DSDriveTokenizer, out_dir: str | Path
         log.info("exporting planner.onnx (%s)", dtype_name)
         data_files["planner_data"] = _export(PlannerGraph(model), tuple(x[k] for k in PLANNER_INPUTS),
                                              out / "planner.onnx", spec["planner"], opset, external_data)
+        # a model too large for one graph keeps every graph's weights beside it: one layout to ship
+        external_data = external_data or data_files["planner_data"] is not None
         past = PlannerGraph(model)(*(x[k] for k in PLANNER_INPUTS))[PLANNER_OUTPUTS.index("reasoner_kv")]
         log.info("exporting reasoner.onnx (%s)", dtype_name)
         data_files["reasoner_data"] = _export(ReasonerGraph(model), (torch.tensor([[tokenizer.ids["bos"], 5, 6]]),
