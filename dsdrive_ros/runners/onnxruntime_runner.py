@@ -51,8 +51,9 @@ class OnnxRuntimeRunner:
     def __init__(self, spec: ModelSpec, precision: str = "fp32", threads: int = 0, warmup: bool = True,
                  reasoner_threads: int = 1, spinning: bool = False, device: str = "cpu"):
         if precision not in ("fp32", "int8"):
-            raise RunnerError(f"ONNX Runtime runs fp32 or int8 (Q/DQ) here, not {precision!r}; "
-                              "fp16 needs the TensorRT backend")
+            raise RunnerError(f"ONNX Runtime runs the exported weights as they are (precision fp32; an "
+                              f"`--dtype fp16` export is fp16 inside) or int8 (Q/DQ), not {precision!r}; "
+                              "fp16/bf16 compute: backend tensorrt or torch")
         self.spec = spec
         planner_path = spec.file("planner")
         if precision == "int8":
@@ -75,7 +76,8 @@ class OnnxRuntimeRunner:
             raise RunnerError(f"onnxruntime could not start {CUDA} on {device} (session providers "
                               f"{self.planner.get_providers()}); see ONNX Runtime's log above")
         self._planner_outputs = [o.name for o in self.planner.get_outputs()]
-        self.name = f"onnxruntime:{self.planner.get_providers()[0]}" + (":int8" if precision == "int8" else "")
+        self.name = (f"onnxruntime:{self.planner.get_providers()[0]}" + (":int8" if precision == "int8" else "")
+                     + ("" if spec.weights_dtype == "fp32" else f":{spec.weights_dtype}-weights"))
         if warmup:  # first run allocates and picks kernels; keep that off the first real frame
             self.plan(zero_inputs(spec))
         log.info("loaded %s on %s", spec.dir, self.name)

@@ -48,7 +48,8 @@ def gpu_device_present() -> bool:
 
 
 def _half_to_fp32(precision: str) -> str:
-    """ONNX Runtime here runs the exported weights as they are (fp32/fp16 export) or the int8 planner."""
+    """For `auto`: ONNX Runtime runs the exported weights as they are (an fp32 or fp16 export) or the
+    int8 planner, so a half-precision request falls to fp32 there rather than failing."""
     return "fp32" if precision in ("fp16", "bf16") else precision
 
 
@@ -57,10 +58,10 @@ def _tensorrt(spec: ModelSpec, o: RunnerOptions) -> Runner:
     return TensorRTRunner(spec, o.precision, o.engine_cache_dir)
 
 
-def _onnxruntime(spec: ModelSpec, o: RunnerOptions, device: str) -> Runner:
+def _onnxruntime(spec: ModelSpec, o: RunnerOptions, device: str, precision: str) -> Runner:
     from .onnxruntime_runner import CUDA, OnnxRuntimeRunner, ort
     device = device or ("cuda:0" if CUDA in ort.get_available_providers() else "cpu")
-    return OnnxRuntimeRunner(spec, _half_to_fp32(o.precision), o.threads, device=device)
+    return OnnxRuntimeRunner(spec, precision, o.threads, device=device)
 
 
 def _torch(spec: ModelSpec, o: RunnerOptions, device: str) -> Runner:
@@ -81,9 +82,9 @@ def _torch_cuda(spec: ModelSpec, o: RunnerOptions) -> Runner:
 
 CANDIDATES: dict[str, Callable[[ModelSpec, RunnerOptions], Runner]] = {
     "tensorrt": _tensorrt,
-    "onnxruntime-cuda": lambda spec, o: _onnxruntime(spec, o, o.device or "cuda:0"),
+    "onnxruntime-cuda": lambda spec, o: _onnxruntime(spec, o, o.device or "cuda:0", _half_to_fp32(o.precision)),
     "torch-cuda": _torch_cuda,
-    "onnxruntime-cpu": lambda spec, o: _onnxruntime(spec, o, "cpu"),
+    "onnxruntime-cpu": lambda spec, o: _onnxruntime(spec, o, "cpu", _half_to_fp32(o.precision)),
 }
 
 
@@ -94,7 +95,7 @@ def select_runner(spec: ModelSpec, backend: str, options: RunnerOptions) -> Sele
     if backend == "tensorrt":
         return Selection(_tensorrt(spec, options))
     if backend == "onnxruntime":
-        return Selection(_onnxruntime(spec, options, options.device))
+        return Selection(_onnxruntime(spec, options, options.device, options.precision))
     if backend == "torch":
         return Selection(_torch(spec, options, options.device))
     passed: dict[str, str] = {}
