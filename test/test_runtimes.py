@@ -165,3 +165,50 @@ def test_a_missing_external_data_file_is_a_clear_error(tmp_path: Path) -> None:
     shutil.move(tmp_path / "reasoner.onnx.data", tmp_path / "elsewhere")
     with pytest.raises(ModelSpecError, match="reasoner.onnx.data is missing.*copy it with the model"):
         ModelSpec.load(tmp_path)
+
+
+def test_loose_weight_files_become_one_data_file(spec: ModelSpec, tmp_path: Path) -> None:
+    """What torch writes for a > 2 GB graph (one file per tensor) is rewritten into <graph>.onnx.data,
+    streamed tensor by tensor; ONNX Runtime computes the same from it."""
+    import onnx
+    import onnxruntime as ort
+
+    from dsdrive_ros.export.external_data import consolidate
+    from dsdrive_ros.runners.base import zero_inputs
+
+    loose = tmp_path / "loose"
+    loose.mkdir()
+    onnx.save_model(onnx.load(str(spec.file("planner"))), str(loose / "planner.onnx"), save_as_external_data=True,
+                    all_tensors_to_one_file=False, size_threshold=1024)
+    assert len(list(loose.iterdir())) > 50
+    out = tmp_path / "one"
+    out.mkdir()
+    assert consolidate(loose / "planner.onnx", out / "planner.onnx") == out / "planner.onnx.data"
+    assert sorted(f.name for f in out.iterdir()) == ["planner.onnx", "planner.onnx.data"]
+    feeds = zero_inputs(spec)
+    feeds["images"] = _images(4)
+    ref = ort.InferenceSession(str(spec.file("planner")), providers=["CPUExecutionProvider"]).run(None, feeds)
+    got = ort.InferenceSession(str(out / "planner.onnx"), providers=["CPUExecutionProvider"]).run(None, feeds)
+    for a, b in zip(ref, got):
+        np.testing.assert_array_equal(a, b)
+
+
+def test_fp16_export_validates_at_its_tolerance_and_bf16_is_refused(tmp_path: Path) -> None:
+    import subprocess
+
+    from dsdrive_ros.export.onnx_export import TOLERANCE, export_onnx
+    from dsdrive_ros.export.random_model import random_model
+
+    model, tokenizer = random_model("tiny", seed=2)
+    report = export_onnx(model.half(), tokenizer, tmp_path / "fp16", preset="tiny")
+    assert TOLERANCE["fp32"] < max(report.values()) <= TOLERANCE["fp16"], report  # really half precision
+    spec = ModelSpec.load(tmp_path / "fp16")
+    assert spec.weights_dtype == "fp16" and (tmp_path / "fp16" / "planner.onnx").stat().st_size < 12 << 20
+    runner = select_runner(spec, "onnxruntime", RunnerOptions(device="cpu")).runner
+    assert runner.name == "onnxruntime:CPUExecutionProvider:fp16-weights"
+    out = runner.plan({k: v for k, v in PlannerSession(spec, runner, load_tokenizer(spec)).inputs.items()}
+                      | {"images": _images(0)})
+    assert out["waypoints"].dtype == np.float32 and np.isfinite(out["waypoints"]).all()
+    r = subprocess.run([sys.executable, str(Path(__file__).parents[1] / "export" / "to_onnx.py"), "--random",
+                        "--dtype", "bf16", "--out", str(tmp_path / "bf16")], capture_output=True, text=True, timeout=120)
+    assert r.returncode == 2 and "bf16 ONNX is not exported" in r.stderr and not (tmp_path / "bf16").exists()
