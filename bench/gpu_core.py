@@ -12,8 +12,8 @@ pausing while a plan runs as in the node. Two phases: reasoning off, then on. Wr
 planning p50/p99 per phase (preprocess + inference + parse, and from set completion), tokens/s
 while planning, GPU memory. A benchmark: asserts nothing.
 
-Needs only torch and numpy (no onnxruntime, rclpy, OpenCV, tokenizers, network): it runs from a copy
-of the source tree on a bare GPU machine.
+Needs only torch and numpy (no onnxruntime, rclpy, OpenCV, tokenizers, network) and, of this tree,
+`dsdrive_ros/` and this file (under 1 MiB): `git archive HEAD dsdrive_ros bench/gpu_core.py | tar x -C DIR`.
 """
 from __future__ import annotations
 

@@ -60,8 +60,8 @@ PARAMS: tuple[ParamSpec, ...] = (
     ParamSpec("backend", "auto", "Runtime: auto | tensorrt | onnxruntime | torch (auto: the first of "
               "TensorRT, ONNX Runtime CUDA, torch CUDA, ONNX Runtime CPU that loads; the log says why the "
               "others were passed over).", read_only=True, choices=BACKENDS),
-    ParamSpec("precision", "fp32", "fp32 | fp16 | bf16 | int8 (int8 uses planner.int8.onnx; ONNX Runtime "
-              "runs fp16/bf16 as the exported weights are; bf16: torch or TensorRT).",
+    ParamSpec("precision", "fp32", "fp32 | fp16 | bf16 | int8 (int8 uses planner.int8.onnx; fp16/bf16 "
+              "compute: TensorRT or torch; `auto` falling to ONNX Runtime runs the exported weights at fp32).",
               read_only=True, choices=PRECISIONS),
     ParamSpec("device", "", "Where torch / ONNX Runtime run: '' (cuda:0 when the backend can use a GPU, "
               "else cpu) | cpu | cuda:N.", read_only=True),

@@ -20,13 +20,12 @@ from typing import Callable, Optional
 import numpy as np
 import torch
 
+from ..export.onnx_export import DTYPES, PLANNER_OUTPUTS  # the ONNX graphs' dtypes and outputs, also this runner's
 from ..model.dsdrive import DSDrive
 from .base import RunnerError, zero_inputs
 from .spec import ModelSpec
 
 log = logging.getLogger(__name__)
-DTYPES = {"fp32": torch.float32, "fp16": torch.float16, "bf16": torch.bfloat16}
-PLANNER_OUTPUTS = ("waypoints", "end_prob", "frame_tokens", "reasoner_kv")
 SYNC_EVERY = 16  # decode steps between two reads of the tokens by the host (an eos check)
 
 
