@@ -235,6 +235,9 @@ def validate_export(model: DSDrive, out_dir: Path, seeds: tuple[int, ...] = (1, 
     import onnxruntime as ort
 
     opts = ort.SessionOptions()
+    # No second, pre-packed copy of the MatMul weights: the `1b` planner is 5 GB in fp32 and the
+    # PyTorch model stays in memory beside it (the export's peak must stay under 12 GB).
+    opts.add_session_config_entry("session.disable_prepacking", "1")
     planner = ort.InferenceSession(str(out_dir / "planner.onnx"), opts, providers=["CPUExecutionProvider"])
     reasoner = ort.InferenceSession(str(out_dir / "reasoner.onnx"), opts, providers=["CPUExecutionProvider"])
     err: dict[str, float] = {}
