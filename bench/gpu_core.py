@@ -37,6 +37,7 @@ from dsdrive_ros.frames.preprocess_torch import TorchPreprocessor  # noqa: E402
 from dsdrive_ros.model.config import preset  # noqa: E402
 from dsdrive_ros.model.dsdrive import DSDrive, init_weights  # noqa: E402
 from dsdrive_ros.node.core import PlanningCore, ReasoningWorker  # noqa: E402
+from dsdrive_ros.outputs.parse import PlanParseError  # noqa: E402
 from dsdrive_ros.runners.session import PlannerSession  # noqa: E402
 from dsdrive_ros.runners.spec import ModelSpec  # noqa: E402
 from dsdrive_ros.runners.torch_runner import TorchRunner  # noqa: E402
@@ -145,7 +146,10 @@ class Bench:
             pending = self.core.next_set(0.5)
             if pending is None:
                 continue
-            out, raw = self.core.plan(pending)
+            try:
+                out, raw = self.core.plan(pending)
+            except PlanParseError:  # random weights: counted by the core (invalid_outputs), not timed
+                continue
             st = out.extra["stages_ms"]
             latencies.append(st["preprocess"] + st["inference"] + st["parse"])
             from_ready.append(sum(st.values()))
@@ -161,6 +165,7 @@ class Bench:
         return {
             "seconds": wall, "plans": len(latencies), "plans_per_s": len(latencies) / wall,
             "sets_dropped": self.core.counters.get("sets_dropped") - dropped0,
+            "invalid_outputs_total": self.core.counters.get("invalid_outputs"),
             "planning_ms": percentiles(latencies),
             "planning_from_set_complete_ms": percentiles(from_ready),
             "stages_p50_ms": {k: percentiles(v)["p50"] for k, v in stages.items()},
