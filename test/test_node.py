@@ -315,8 +315,9 @@ def test_external_data_model_runs_in_the_node(tmp_path: Path) -> None:
         assert (model / f"{graph}.onnx.data").stat().st_size > (model / f"{graph}.onnx").stat().st_size
     assert not [f.name for f in model.iterdir() if f.name.startswith(("onnx__", "model.", "."))
                 and f.name != "model.safetensors"], "loose weight files beside the graphs"
-    plans, log = _serves_paths(model, tmp_path / "run", ["backend:=auto"])
+    plans, log = _serves_paths(model, tmp_path / "run", ["backend:=auto", "preprocess_on_gpu:=true"])
     assert all(pl.backend == "onnxruntime:CPUExecutionProvider" for pl in plans)
+    assert "preprocess_on_gpu ignored: onnxruntime:CPUExecutionProvider takes host arrays" in log, log[-3000:]
     assert re.search(r"backend auto: onnxruntime:CPUExecutionProvider \(passed over - tensorrt: .*"
                      r"onnxruntime-cuda: .*torch-cuda: .*\)", log), log[-3000:]
 
