@@ -1,9 +1,10 @@
 """Which runtime runs the model: a named backend, or `auto`'s chain of fallbacks.
 
 `auto` tries, in order: TensorRT, ONNX Runtime CUDA, PyTorch CUDA, ONNX Runtime CPU. A candidate
-that cannot be imported, finds no GPU, or fails while loading is passed over with its reason; one log
-line (Selection.summary, logged by the caller) says what was chosen and why the others were not. A backend named explicitly is not replaced:
-its failure is the caller's error (the node stops with it).
+that cannot be imported, finds no GPU, or fails while loading is passed over with its reason; one
+log line (Selection.summary, logged by the caller) says what was chosen and why the others were
+not. A backend named explicitly is not replaced: its failure is the caller's error (the node stops
+with it).
 """
 from __future__ import annotations
 
