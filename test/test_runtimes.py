@@ -212,3 +212,17 @@ def test_fp16_export_validates_at_its_tolerance_and_bf16_is_refused(tmp_path: Pa
     r = subprocess.run([sys.executable, str(Path(__file__).parents[1] / "export" / "to_onnx.py"), "--random",
                         "--dtype", "bf16", "--out", str(tmp_path / "bf16")], capture_output=True, text=True, timeout=120)
     assert r.returncode == 2 and "bf16 ONNX is not exported" in r.stderr and not (tmp_path / "bf16").exists()
+
+
+def test_int8_quantization_reads_and_writes_external_data(tmp_path: Path) -> None:
+    from dsdrive_ros.export.onnx_export import export_onnx
+    from dsdrive_ros.export.quantize import quantize_planner
+    from dsdrive_ros.export.random_model import random_model
+
+    model, tokenizer = random_model("tiny", seed=5)
+    export_onnx(model, tokenizer, tmp_path, preset="tiny", external_data=True)
+    report = quantize_planner(tmp_path, Path(__file__).parents[1] / "samples" / "sample", n_calib=4, n_eval=4)
+    assert report["calibration_frames"] == 4
+    assert (tmp_path / "planner.int8.onnx.data").is_file() and not list(tmp_path.glob("*.prep.onnx*"))
+    runner = select_runner(ModelSpec.load(tmp_path), "onnxruntime", RunnerOptions("int8", device="cpu")).runner
+    assert runner.name == "onnxruntime:CPUExecutionProvider:int8"
