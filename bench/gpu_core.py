@@ -207,6 +207,7 @@ def main(argv: list[str] | None = None) -> int:
     on_gpu = dev.type == "cuda"
     res = {
         "what": "bench/gpu_core.py: PlanningCore + ReasoningWorker on the torch runner, no ROS",
+        "command": " ".join(["python", "bench/gpu_core.py", *(sys.argv[1:] if argv is None else argv)]),
         "run": "GPU" if on_gpu else "CPU smoke run (not a GPU figure; checks that the script runs)",
         "device": str(dev), "gpu": torch.cuda.get_device_name(dev) if on_gpu else None,
         "torch": torch.__version__, "cuda": torch.version.cuda, "python": platform.python_version(),
