@@ -520,7 +520,7 @@ def test_engine_exception_on_one_frame(raw: Live) -> None:
 
 # ------------------------------------------------------------------ parameters (25)
 
-def test_parameters_out_of_range_refused_at_runtime(raw: Live) -> None:
+def test_parameters_out_of_range_refused_at_runtime(raw: Live, trap_model: Path) -> None:
     from rclpy.parameter import Parameter
     from rclpy.parameter_client import AsyncParameterClient
 
@@ -538,6 +538,10 @@ def test_parameters_out_of_range_refused_at_runtime(raw: Live) -> None:
     for p in bad:  # one by one: a batch is refused as a whole at the first bad value
         res = call(client.set_parameters([p])).results[0]
         assert not res.successful and res.reason, p.name
+    # in the descriptor's range, above the model's max_reasoning_tokens: refused, the limit named
+    limit = json.loads((trap_model / "config.json").read_text())["max_reasoning_tokens"]
+    res = call(client.set_parameters([Parameter("reasoning.max_tokens", value=limit + 1)])).results[0]
+    assert not res.successful and f"model's limit of {limit} tokens" in res.reason, res.reason
     got = call(client.get_parameters(["max_camera_skew_ms", "stale_after_ms", "reasoning.max_tokens"]))
     assert [v.double_value for v in got.values[:2]] == [50.0, 1000.0] and got.values[2].integer_value == 8
     res = call(client.set_parameters([Parameter("max_camera_skew_ms", value=60.0)])).results[0]
@@ -792,6 +796,12 @@ STARTUP_CASES = {
                          [r"configuration error: parameter 'max_camera_skew_ms'.*(finite|out of range)"]),
     "param_bad_choice": (None, ["backend:=cuda"], 2, [r"configuration error: parameter 'backend' = 'cuda'"]),
     "tensorrt_not_installed": (None, ["backend:=tensorrt"], 1, [r"TensorRT is not importable"]),
+    "reasoning_longer_than_the_model": (None, ["reasoning.max_tokens:=1000"], 2,
+                                        [r"configuration error: reasoning\.max_tokens = 1000 is above the "
+                                         r"model's limit of \d+ tokens", r"at most \d+"]),
+    "torch_on_a_missing_gpu": (None, ["backend:=torch", "device:=cuda:0"], 1,
+                               [r"torch backend: device 'cuda:0' asked for, but torch .* sees no CUDA GPU"]),
+    "bad_device": (None, ["device:=gpu0"], 2, [r"parameter 'device' = 'gpu0'"]),
 }
 
 
@@ -804,6 +814,8 @@ def startup_runs(model_dir: Path, tmp_path_factory: pytest.TempPathFactory) -> d
     under test. A wedged process is stopped by NodeProcess.stop, which puts its stacks in the log."""
     if importlib_util_find("tensorrt"):
         STARTUP_CASES.pop("tensorrt_not_installed", None)
+    if _torch_sees_a_gpu():
+        STARTUP_CASES.pop("torch_on_a_missing_gpu", None)
     base = tmp_path_factory.mktemp("startup")
     own_domain = int(os.environ["ROS_DOMAIN_ID"])
     procs = {}
@@ -830,6 +842,12 @@ def startup_runs(model_dir: Path, tmp_path_factory: pytest.TempPathFactory) -> d
     return out
 
 
+def _torch_sees_a_gpu() -> bool:
+    import torch
+
+    return torch.cuda.is_available()
+
+
 def importlib_util_find(name: str) -> bool:
     import importlib.util
 
@@ -839,7 +857,7 @@ def importlib_util_find(name: str) -> bool:
 @pytest.mark.parametrize("cid", list(STARTUP_CASES))
 def test_startup_fault_is_a_clear_error(startup_runs: dict, cid: str) -> None:
     if cid not in startup_runs:
-        pytest.skip("TensorRT is installed here")
+        pytest.skip("TensorRT / a CUDA GPU is present here")
     rc, log, took = startup_runs[cid]
     _, _, want_rc, patterns = STARTUP_CASES[cid]
     assert rc == want_rc, f"exit code {rc}, expected {want_rc} ({took:.0f} s):\n{log[-8000:]}"

@@ -6,6 +6,7 @@ Generous timeouts (model load + discovery), no timing assertions.
 from __future__ import annotations
 
 import math
+import re
 import signal
 import subprocess
 import sys
@@ -28,6 +29,7 @@ from std_msgs.msg import String  # noqa: E402
 from dsdrive_ros.msg import DrivingPlan  # noqa: E402
 from ros_harness import (  # noqa: E402
     CAMERAS,
+    REPO_ROOT,
     Harness,
     NodeProcess,
     camera_messages,
@@ -284,6 +286,46 @@ def test_compressed_stream_without_reasoning(model_dir: Path, tmp_path: Path) ->
     finally:
         node.stop()
         rig.close()
+
+
+def _serves_paths(model: Path, workdir: Path, params: list[str]) -> tuple[list, str]:
+    """Start the node on `model`, stream sets until Paths come out; (DrivingPlans, node log)."""
+    rig = Rig(compressed=False)
+    node = NodeProcess(model, workdir, ["reasoning.max_tokens:=8", "stale_after_ms:=1000.0", *params])
+    try:
+        rig.wait_discovery(node)
+        stamps = rig.stream(700.0, 6)
+        assert rig.h.wait_for(lambda: len(rig.paths()) >= 3, OUTPUT_TIMEOUT), node.log()[-3000:]
+        for p in rig.paths():
+            _check_path(p, set(stamps))
+        return rig.h.got("/dsdrive/plan"), node.log()
+    finally:
+        node.stop()
+        rig.close()
+
+
+def test_external_data_model_runs_in_the_node(tmp_path: Path) -> None:
+    """A model exported with --external-data (what a > 2 GB model gets): weights in one file per graph,
+    read by ONNX Runtime inside the real node; `auto` logs what it chose and why not the others."""
+    model = tmp_path / "model"
+    r = subprocess.run([sys.executable, str(REPO_ROOT / "export" / "to_onnx.py"), "--random", "--preset", "tiny",
+                        "--external-data", "--out", str(model)], capture_output=True, text=True, timeout=300)
+    assert r.returncode == 0, r.stdout + r.stderr
+    for graph in ("planner", "reasoner"):
+        assert (model / f"{graph}.onnx.data").stat().st_size > (model / f"{graph}.onnx").stat().st_size
+    assert not [f.name for f in model.iterdir() if f.name.startswith(("onnx__", "model.", "."))
+                and f.name != "model.safetensors"], "loose weight files beside the graphs"
+    plans, log = _serves_paths(model, tmp_path / "run", ["backend:=auto", "preprocess_on_gpu:=true"])
+    assert all(pl.backend == "onnxruntime:CPUExecutionProvider" for pl in plans)
+    assert "preprocess_on_gpu ignored: onnxruntime:CPUExecutionProvider takes host arrays" in log, log[-3000:]
+    assert re.search(r"backend auto: onnxruntime:CPUExecutionProvider \(passed over - tensorrt: .*"
+                     r"onnxruntime-cuda: .*torch-cuda: .*\)", log), log[-3000:]
+
+
+def test_torch_backend_with_preprocessing_on_its_device(model_dir: Path, tmp_path: Path) -> None:
+    plans, log = _serves_paths(model_dir, tmp_path, ["backend:=torch", "device:=cpu", "preprocess_on_gpu:=true"])
+    assert all(pl.backend == "torch:cpu:fp32" for pl in plans), {pl.backend for pl in plans}
+    assert "preprocess_on_gpu ignored" not in log
 
 
 def test_camera_mismatch_is_a_clear_error(model_dir: Path, tmp_path: Path) -> None:

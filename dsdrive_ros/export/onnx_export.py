@@ -7,14 +7,18 @@ from __future__ import annotations
 
 import json
 import logging
+import shutil
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 import numpy as np
 import torch
 import torch.nn as nn
 
 from ..model.dsdrive import DSDrive
-from ..model.tokenizer import DSDriveTokenizer
+
+if TYPE_CHECKING:  # annotations only: bench/gpu_core.py imports runtime_config without `tokenizers`
+    from ..model.tokenizer import DSDriveTokenizer
 
 log = logging.getLogger(__name__)
 FORMAT = "dsdrive-onnx/1"
@@ -22,20 +26,37 @@ PLANNER_INPUTS = ["images", "instruction_ids", "instruction_mask", "history_toke
 PLANNER_OUTPUTS = ["waypoints", "end_prob", "frame_tokens", "reasoner_kv"]
 REASONER_INPUTS = ["input_ids", "past_kv"]
 REASONER_OUTPUTS = ["logits", "present_kv"]
+DTYPES = {"fp32": torch.float32, "fp16": torch.float16, "bf16": torch.bfloat16}
+# Largest abs error ONNX Runtime vs PyTorch (same weights, same dtype) that a faithful export shows:
+# fp32 agrees to ~1e-6; half precision rounds differently op by op (fp16: 10 mantissa bits, bf16: 7).
+TOLERANCE = {"fp32": 1e-4, "fp16": 5e-2, "bf16": 2.5e-1}
+BF16_REFUSED = ("bf16 ONNX is not exported: ONNX's Conv has no bfloat16 before opset 22 (torch's exporter "
+                "stops at 20) and ONNX Runtime's CPU has no bf16 kernels to validate it. Export fp32 and "
+                "let TensorRT build it in fp16, export --dtype fp16, or run bf16 with the torch backend "
+                "(precision: bf16, from model.safetensors)")
 
 
 class ExportValidationError(RuntimeError):
     pass
 
 
+def weight_dtype(model: nn.Module) -> torch.dtype:
+    return next(model.parameters()).dtype
+
+
 class PlannerGraph(nn.Module):
+    """The graph's I/O stays float32 whatever the weights' dtype (config.json `io` is dtype-free):
+    casts at the edges, none at all for an fp32 model (tracing drops a same-dtype `.to`)."""
+
     def __init__(self, model: DSDrive):
         super().__init__()
         self.model = model
 
     def forward(self, images, instruction_ids, instruction_mask, history_tokens, history_mask, speed):
-        o = self.model.plan(images, instruction_ids, instruction_mask, history_tokens, history_mask, speed)
-        return tuple(o[k] for k in PLANNER_OUTPUTS)
+        dt = weight_dtype(self.model)
+        o = self.model.plan(images.to(dt), instruction_ids, instruction_mask, history_tokens.to(dt),
+                            history_mask, speed.to(dt))
+        return tuple(o[k].float() for k in PLANNER_OUTPUTS)
 
 
 class ReasonerGraph(nn.Module):
@@ -44,7 +65,8 @@ class ReasonerGraph(nn.Module):
         self.reasoner = model.reasoner
 
     def forward(self, input_ids, past_kv):
-        return self.reasoner.step(input_ids, past_kv)
+        logits, present = self.reasoner.step(input_ids, past_kv.to(weight_dtype(self.reasoner)))
+        return logits.float(), present.float()
 
 
 def example_inputs(model: DSDrive, seed: int = 0) -> dict[str, torch.Tensor]:
@@ -113,7 +135,9 @@ def _dynamic_axes(spec: dict) -> dict:
     return axes
 
 
-def runtime_config(model: DSDrive, tokenizer: DSDriveTokenizer, preset: str | None) -> dict:
+def runtime_config(model: DSDrive, tokenizer: DSDriveTokenizer, preset: str | None,
+                   data_files: dict[str, str] | None = None) -> dict:
+    """data_files: {"planner_data": "planner.onnx.data", ...} for graphs with external weights."""
     cfg = model.cfg
     io = {g: {k: {n: {"shape": s, "dtype": d} for n, (s, d) in v.items()} for k, v in spec.items()}
           for g, spec in io_spec(model).items()}
@@ -137,22 +161,41 @@ def runtime_config(model: DSDrive, tokenizer: DSDriveTokenizer, preset: str | No
         "max_reasoning_tokens": cfg.max_reasoning_tokens,
         "tokens": dict(tokenizer.ids),
         "end_threshold": cfg.end_threshold,
-        "files": {"planner": "planner.onnx", "reasoner": "reasoner.onnx", "tokenizer": "tokenizer.json"},
+        "weights_dtype": next(k for k, v in DTYPES.items() if v == weight_dtype(model)),
+        "files": {"planner": "planner.onnx", "reasoner": "reasoner.onnx", "tokenizer": "tokenizer.json",
+                  **(data_files or {})},
         "io": io,
     }
 
 
-def _export(module: nn.Module, args: tuple, path: Path, spec: dict, opset: int) -> None:
-    torch.onnx.export(module, args, str(path), input_names=list(spec["inputs"]),
-                      output_names=list(spec["outputs"]), dynamic_axes=_dynamic_axes(spec),
-                      opset_version=opset, dynamo=False)
+def _export(module: nn.Module, args: tuple, path: Path, spec: dict, opset: int, external_data: bool) -> str | None:
+    """Export into a scratch folder (torch's loose weight files of a > 2 GB graph land there), then
+    write `path` with its weights inline or in one `<name>.data` file (its name returned)."""
+    from .external_data import consolidate, data_file_name  # onnx: not needed by runtime_config's users
+
+    scratch = path.parent / f".{path.stem}.export"
+    shutil.rmtree(scratch, ignore_errors=True)
+    scratch.mkdir()
+    try:
+        torch.onnx.export(module, args, str(scratch / path.name), input_names=list(spec["inputs"]),
+                          output_names=list(spec["outputs"]), dynamic_axes=_dynamic_axes(spec),
+                          opset_version=opset, dynamo=False)
+        stale = path.with_name(data_file_name(path.name))
+        stale.unlink(missing_ok=True)  # a re-export into the same folder must not keep old weights
+        data = consolidate(scratch / path.name, path, force=external_data)
+        return None if data is None else data.name
+    finally:
+        shutil.rmtree(scratch, ignore_errors=True)
 
 
 def export_onnx(model: DSDrive, tokenizer: DSDriveTokenizer, out_dir: str | Path, preset: str | None = None,
-                opset: int = 17, tolerance: float = 1e-4) -> dict:
+                opset: int = 17, tolerance: float | None = None, external_data: bool = False) -> dict:
     """Export both graphs, write config.json + tokenizer.json, validate against PyTorch.
 
-    Returns the validation report; raises ExportValidationError above `tolerance`.
+    The model is exported in its own dtype (cast it first for fp16). `external_data`: weights in
+    `<graph>.onnx.data` even for a graph under 2 GB; a planner over 2 GB gets it, and then the reasoner
+    too (one layout for the whole model). Returns the
+    validation report; raises ExportValidationError above `tolerance` (default: TOLERANCE[dtype]).
     """
     if tokenizer.vocab_size > model.cfg.vocab_size:
         raise ValueError(f"tokenizer has {tokenizer.vocab_size} tokens but the model only {model.cfg.vocab_size}")
@@ -160,17 +203,25 @@ def export_onnx(model: DSDrive, tokenizer: DSDriveTokenizer, out_dir: str | Path
     out.mkdir(parents=True, exist_ok=True)
     model = model.eval()
     spec = io_spec(model)
+    dtype_name = next(k for k, v in DTYPES.items() if v == weight_dtype(model))
+    if dtype_name == "bf16":
+        raise ValueError(BF16_REFUSED)
+    tolerance = TOLERANCE[dtype_name] if tolerance is None else tolerance
     x = example_inputs(model)
+    data_files: dict[str, str | None] = {}
     with torch.no_grad():
-        log.info("exporting planner.onnx")
-        _export(PlannerGraph(model), tuple(x[k] for k in PLANNER_INPUTS), out / "planner.onnx",
-                spec["planner"], opset)
-        past = model.plan(**x)["reasoner_kv"]
-        log.info("exporting reasoner.onnx")
-        _export(ReasonerGraph(model), (torch.tensor([[tokenizer.ids["bos"], 5, 6]]), past),
-                out / "reasoner.onnx", spec["reasoner"], opset)
+        log.info("exporting planner.onnx (%s)", dtype_name)
+        data_files["planner_data"] = _export(PlannerGraph(model), tuple(x[k] for k in PLANNER_INPUTS),
+                                             out / "planner.onnx", spec["planner"], opset, external_data)
+        # a model too large for one graph keeps every graph's weights beside it: one layout to ship
+        external_data = external_data or data_files["planner_data"] is not None
+        past = PlannerGraph(model)(*(x[k] for k in PLANNER_INPUTS))[PLANNER_OUTPUTS.index("reasoner_kv")]
+        log.info("exporting reasoner.onnx (%s)", dtype_name)
+        data_files["reasoner_data"] = _export(ReasonerGraph(model), (torch.tensor([[tokenizer.ids["bos"], 5, 6]]),
+                                                                    past),
+                                              out / "reasoner.onnx", spec["reasoner"], opset, external_data)
     tokenizer.save(out / "tokenizer.json")
-    cfg = runtime_config(model, tokenizer, preset)
+    cfg = runtime_config(model, tokenizer, preset, {k: v for k, v in data_files.items() if v})
     (out / "config.json").write_text(json.dumps(cfg, indent=2))
     report = validate_export(model, out)
     worst = max(report.values())
@@ -184,18 +235,22 @@ def validate_export(model: DSDrive, out_dir: Path, seeds: tuple[int, ...] = (1, 
     import onnxruntime as ort
 
     opts = ort.SessionOptions()
+    # No second, pre-packed copy of the MatMul weights: the `1b` planner is 5 GB in fp32 and the
+    # PyTorch model stays in memory beside it (the export's peak must stay under 12 GB).
+    opts.add_session_config_entry("session.disable_prepacking", "1")
     planner = ort.InferenceSession(str(out_dir / "planner.onnx"), opts, providers=["CPUExecutionProvider"])
     reasoner = ort.InferenceSession(str(out_dir / "reasoner.onnx"), opts, providers=["CPUExecutionProvider"])
     err: dict[str, float] = {}
 
     def note(name, a, b):
-        err[name] = max(err.get(name, 0.0), float(np.max(np.abs(np.asarray(a) - b.detach().numpy()))))
+        err[name] = max(err.get(name, 0.0), float(np.max(np.abs(np.asarray(a) - b.detach().float().numpy()))))
 
+    plan_graph, step_graph = PlannerGraph(model), ReasonerGraph(model)  # PyTorch with the same casts
     g = torch.Generator().manual_seed(0)
     for seed in seeds:
         x = example_inputs(model, seed=seed)
         with torch.no_grad():
-            ref = model.plan(**x)
+            ref = dict(zip(PLANNER_OUTPUTS, plan_graph(*(x[k] for k in PLANNER_INPUTS))))
         got = planner.run(PLANNER_OUTPUTS, {k: v.numpy() for k, v in x.items()})
         for name, value in zip(PLANNER_OUTPUTS, got):
             note(f"planner.{name}", value, ref[name])
@@ -204,7 +259,7 @@ def validate_export(model: DSDrive, out_dir: Path, seeds: tuple[int, ...] = (1, 
         for t in (1, 7):  # one decode step and a multi-token prompt on a growing cache
             ids = torch.randint(3, model.cfg.vocab_size, (past.shape[2], t), generator=g)
             with torch.no_grad():
-                logits, present = model.reasoner.step(ids, past)
+                logits, present = step_graph(ids, past)
             got_logits, got_present = reasoner.run(REASONER_OUTPUTS, {"input_ids": ids.numpy(),
                                                                       "past_kv": past.numpy()})
             note("reasoner.logits", got_logits, logits)

@@ -128,10 +128,15 @@ def quantize_planner(model_dir: str | Path, calib: str | Path, n_calib: int = 64
     fp32_path = spec.file("planner")
     prep = fp32_path.with_suffix(".prep.onnx")
     out = fp32_path.with_suffix(".int8.onnx")
+    # A planner with external weights (planner.onnx.data: > 2 GB, or exported so) is read by path
+    # (ONNX Runtime finds the data beside it) and written the same way: planner.int8.onnx.data.
+    external = spec.data_file("planner") is not None
     # symbolic shape inference trips on the dynamic Reshape of the attention; ONNX's own is enough
-    quant_pre_process(str(fp32_path), str(prep), skip_symbolic_shape=True)
+    quant_pre_process(str(fp32_path), str(prep), skip_symbolic_shape=True, save_as_external_data=external,
+                      all_tensors_to_one_file=True, external_data_location=prep.name + ".data")
     log.info("calibrating on %d frames from %s", len(calib_feeds), calib)
     quantize_static(str(prep), str(out), _Reader(calib_feeds), quant_format=QuantFormat.QDQ,
+                    use_external_data_format=external,
                     activation_type=QuantType.QInt8, weight_type=QuantType.QInt8, per_channel=True,
                     # Measured on the shipped tiny model (64 sample-bag frames): int8 convolutions cost
                     # 0.003 m of waypoint error, int8 linear layers (MatMul/Gemm) 1-2 m, even with the
@@ -139,6 +144,7 @@ def quantize_planner(model_dir: str | Path, calib: str | Path, n_calib: int = 64
                     op_types_to_quantize=["Conv"],
                     extra_options={"ActivationSymmetric": True, "WeightSymmetric": True})
     prep.unlink()
+    prep.with_name(prep.name + ".data").unlink(missing_ok=True)
     opts = ort.SessionOptions()
     fp32 = ort.InferenceSession(str(fp32_path), opts, providers=["CPUExecutionProvider"])
     int8 = ort.InferenceSession(str(out), opts, providers=["CPUExecutionProvider"])

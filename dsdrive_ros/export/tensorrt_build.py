@@ -6,15 +6,17 @@ machines without a GPU; `build_engine` imports tensorrt lazily.
 from __future__ import annotations
 
 import hashlib
+import json
 import logging
 import time
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Sequence
 
 from ..runners.spec import ModelSpec
 
 log = logging.getLogger(__name__)
-PRECISIONS = ("fp32", "fp16", "int8")
+PRECISIONS = ("fp32", "fp16", "bf16", "int8")
 
 
 class TensorRTUnavailable(RuntimeError):
@@ -50,11 +52,46 @@ def onnx_for(spec: ModelSpec, graph: str, precision: str) -> Path:
     return path
 
 
-def cache_key(onnx_sha256: str, trt_version: str, compute_capability: str, precision: str) -> str:
-    """An engine is only valid for the same ONNX, TensorRT version, GPU architecture and precision."""
-    if precision not in PRECISIONS:
-        raise ValueError(f"precision must be one of {PRECISIONS}, not {precision!r}")
-    return hashlib.sha256(f"{onnx_sha256}|trt{trt_version}|sm{compute_capability}|{precision}".encode()).hexdigest()
+def graph_files(onnx_path: Path) -> list[Path]:
+    """What TensorRT reads for one graph: the .onnx and, when its weights are external, the
+    `<name>.onnx.data` beside it (one file per graph: dsdrive_ros.export.external_data)."""
+    data = onnx_path.with_name(onnx_path.name + ".data")
+    return [onnx_path, data] if data.is_file() else [onnx_path]
+
+
+@dataclass(frozen=True)
+class BuildSettings:
+    """Builder settings that shape an engine: they are part of its cache key."""
+    precision: str
+    profiles: dict  # input -> (min, opt, max) shapes (max reasoning length included)
+    workspace_gib: float = 2.0
+
+    def __post_init__(self) -> None:
+        if self.precision not in PRECISIONS:
+            raise ValueError(f"precision must be one of {PRECISIONS}, not {self.precision!r}")
+
+    def text(self) -> str:
+        return json.dumps({"precision": self.precision, "workspace_gib": self.workspace_gib,
+                           "profiles": {k: [list(s) for s in v] for k, v in sorted(self.profiles.items())}},
+                          sort_keys=True)
+
+
+def cache_key(file_sha256: Sequence[str], trt_version: str, compute_capability: str,
+              settings: BuildSettings) -> str:
+    """An engine is only valid for the same graph AND weights (every file of the graph), TensorRT
+    version, GPU architecture and builder settings (precision, workspace, profile shapes)."""
+    parts = ["|".join(file_sha256), f"trt{trt_version}", f"sm{compute_capability}", settings.text()]
+    return hashlib.sha256("#".join(parts).encode()).hexdigest()
+
+
+def engine_key(spec: ModelSpec, graph: str, precision: str, trt_version: str, compute_capability: str,
+               workspace_gib: float = 2.0) -> tuple[str, BuildSettings]:
+    """(cache key, settings) of one graph's engine on a target; plain Python, no TensorRT needed."""
+    onnx = onnx_for(spec, graph, precision)
+    build_precision = "fp16" if graph == "reasoner" and precision == "int8" else precision
+    settings = BuildSettings(build_precision, profile_shapes(spec, graph), workspace_gib)
+    hashes = [sha256_file(f) for f in graph_files(onnx)]
+    return cache_key(hashes, trt_version, compute_capability, settings), settings
 
 
 @dataclass(frozen=True)
@@ -108,6 +145,8 @@ def build_engine(onnx_path: Path, out_path: Path, precision: str, profiles: dict
     config.set_memory_pool_limit(trt.MemoryPoolType.WORKSPACE, int(workspace_gib * (1 << 30)))
     if precision == "fp16":
         config.set_flag(trt.BuilderFlag.FP16)
+    elif precision == "bf16":  # TensorRT 9+, Ampere and newer
+        config.set_flag(trt.BuilderFlag.BF16)
     elif precision == "int8":  # Q/DQ nodes carry the scales; FP16 lets non-quantized layers run fast
         config.set_flag(trt.BuilderFlag.INT8)
         config.set_flag(trt.BuilderFlag.FP16)
@@ -142,19 +181,20 @@ def build_engine(onnx_path: Path, out_path: Path, precision: str, profiles: dict
     return out_path
 
 
-def ensure_engines(spec: ModelSpec, precision: str, cache_dir: Path, build: bool = True) -> dict[str, Path]:
+def ensure_engines(spec: ModelSpec, precision: str, cache_dir: Path, build: bool = True,
+                   workspace_gib: float = 2.0) -> dict[str, Path]:
     """Engines for planner and reasoner for this machine: from the cache when the key matches, else built."""
     version, cc = current_target()
     out = {}
     for graph in ("planner", "reasoner"):
-        onnx = onnx_for(spec, graph, precision)
-        ep = engine_path(cache_dir, graph, cache_key(sha256_file(onnx), version, cc, precision))
+        key, settings = engine_key(spec, graph, precision, version, cc, workspace_gib)
+        ep = engine_path(cache_dir, graph, key)
         if not ep.path.is_file():
             if not build:
                 raise FileNotFoundError(f"no cached {graph} engine for TensorRT {version}, sm{cc}, {precision} "
                                         f"({ep.path}); build it with export/to_tensorrt.py")
             log.info("no cached engine for %s (key %s): building", graph, ep.key[:12])
-            build_engine(onnx, ep.path, "fp16" if graph == "reasoner" and precision == "int8" else precision,
-                         profile_shapes(spec, graph))
+            build_engine(onnx_for(spec, graph, precision), ep.path, settings.precision, settings.profiles,
+                         settings.workspace_gib)
         out[graph] = ep.path
     return out

@@ -1,9 +1,10 @@
 """Build (and cache) TensorRT engines for planner and reasoner from an exported model directory.
 
-    python export/to_tensorrt.py --onnx-dir MODEL_DIR --precision fp16|fp32|int8 [--engine-cache-dir DIR] [--build-only]
+    python export/to_tensorrt.py --onnx-dir MODEL_DIR --precision fp16|bf16|fp32|int8 [--engine-cache-dir DIR] [--build-only]
 
 int8 builds the planner from planner.int8.onnx (Q/DQ, from export/quantize.py): no calibrator.
-Engines are cached under sha256(onnx) + TensorRT version + GPU compute capability + precision.
+Engines are cached under the sha256 of every file of the graph (.onnx + .onnx.data) + TensorRT
+version + GPU compute capability + builder settings (precision, workspace, profile shapes).
 Without --build-only, one planner step is run as a smoke test after the build.
 (The command behind export/to_tensorrt.py.)
 """

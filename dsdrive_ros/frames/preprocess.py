@@ -13,6 +13,8 @@ from typing import Mapping, Sequence
 import cv2
 import numpy as np
 
+from .frame_check import check_frames
+
 
 class Preprocessor:
     def __init__(self, cameras: Sequence[str], height: int, width: int, mean: Sequence[float],
@@ -58,19 +60,10 @@ class Preprocessor:
     def __call__(self, frames: Mapping[str, np.ndarray]) -> np.ndarray:
         """frames: camera -> HxWx3 uint8 (any size). Returns self.buffer, overwritten in place:
         copy it if you need it after the next call."""
-        missing = [c for c in self.cameras if c not in frames]
-        if missing:
-            raise KeyError(f"missing frames for cameras {missing}; expected {self.cameras}")
-        if len(frames) != len(self.cameras):
-            extra = sorted(set(frames) - set(self.cameras))
-            raise ValueError(f"unexpected cameras {extra}; the model takes {self.cameras}")
+        check_frames(self.cameras, frames)
         out = self.buffer[0]
         for i, name in enumerate(self.cameras):
             img = frames[name]
-            if not isinstance(img, np.ndarray) or img.dtype != np.uint8 or img.ndim != 3 \
-                    or img.shape[2] != 3 or img.shape[0] == 0 or img.shape[1] == 0:
-                got = f"{img.dtype} {img.shape}" if isinstance(img, np.ndarray) else type(img).__name__
-                raise ValueError(f"camera {name!r}: expected HxWx3 uint8, got {got}")
             sh, sw = img.shape[:2]
             if (sh, sw) != (self.height, self.width):
                 # INTER_AREA averages when shrinking (no aliasing); it is blocky when growing.

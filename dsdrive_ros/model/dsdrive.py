@@ -39,6 +39,16 @@ def rope(x: torch.Tensor, pos: torch.Tensor, theta: float) -> torch.Tensor:
     return torch.cat([x1 * cos - x2 * sin, x2 * cos + x1 * sin], dim=-1)
 
 
+def sdpa_mask(mask: torch.Tensor | None, dtype: torch.dtype) -> torch.Tensor | None:
+    """A boolean attention mask as SDPA takes it in `dtype`. For half types an additive mask in that
+    dtype: torch's ONNX exporter turns a boolean mask into a float32 bias, which makes every
+    attention output float32 in an fp16/bf16 graph (ONNX Runtime then refuses the graph). fp32 keeps
+    the boolean mask, so its graph does not change."""
+    if mask is None or dtype == torch.float32:
+        return mask
+    return torch.zeros(mask.shape, dtype=dtype, device=mask.device).masked_fill(~mask, float("-inf"))
+
+
 class Attention(nn.Module):
     """Grouped-query self-attention with RoPE and an optional KV cache (LLaMA; Qwen2 adds q/k/v bias)."""
 
@@ -50,7 +60,10 @@ class Attention(nn.Module):
         self.wv = nn.Linear(dim, n_kv_heads * self.hd, bias=qkv_bias)
         self.wo = nn.Linear(n_heads * self.hd, dim, bias=False)
 
-    def forward(self, x, pos, mask, past_k=None, past_v=None):
+    def forward(self, x, pos, mask, past_k=None, past_v=None, cache=None):
+        """past_k/past_v: a growing cache (concatenated; the ONNX graphs). cache: a static (k, v) pair
+        (B, KVH, L, HD) that this step's keys/values are written into at `pos`, attended up to `mask`
+        (the torch runtime's decode step: fixed shapes, capturable in a CUDA graph)."""
         b, s, _ = x.shape
         q = self.wq(x).view(b, s, self.n_heads, self.hd).transpose(1, 2)
         k = self.wk(x).view(b, s, self.n_kv_heads, self.hd).transpose(1, 2)
@@ -58,10 +71,14 @@ class Attention(nn.Module):
         q, k = rope(q, pos, self.theta), rope(k, pos, self.theta)
         if past_k is not None:
             k, v = torch.cat([past_k, k], dim=2), torch.cat([past_v, v], dim=2)
+        if cache is not None:
+            cache[0].index_copy_(2, pos, k)
+            cache[1].index_copy_(2, pos, v)
+            k, v = cache
         rep = self.n_heads // self.n_kv_heads
         kk = k.repeat_interleave(rep, dim=1) if rep > 1 else k
         vv = v.repeat_interleave(rep, dim=1) if rep > 1 else v
-        y = F.scaled_dot_product_attention(q, kk, vv, attn_mask=mask)
+        y = F.scaled_dot_product_attention(q, kk, vv, attn_mask=sdpa_mask(mask, q.dtype))
         return self.wo(y.transpose(1, 2).reshape(b, s, -1)), k, v
 
 
@@ -84,8 +101,8 @@ class DecoderLayer(nn.Module):
         self.ffn_norm = RMSNorm(dim, eps)
         self.ffn = SwiGLU(dim, ffn_dim)
 
-    def forward(self, x, pos, mask, past_k=None, past_v=None):
-        h, k, v = self.attn(self.attn_norm(x), pos, mask, past_k, past_v)
+    def forward(self, x, pos, mask, past_k=None, past_v=None, cache=None):
+        h, k, v = self.attn(self.attn_norm(x), pos, mask, past_k, past_v, cache)
         x = x + h
         return x + self.ffn(self.ffn_norm(x)), k, v
 
@@ -135,7 +152,7 @@ class CrossAttention(nn.Module):
         kv = self.kv(memory).view(b, memory.shape[1], 2, self.heads, -1).permute(2, 0, 3, 1, 4)
         k, v = kv[0], kv[1]
         mask = None if visible is None else visible[:, None, None, :]
-        y = F.scaled_dot_product_attention(q, k, v, attn_mask=mask)
+        y = F.scaled_dot_product_attention(q, k, v, attn_mask=sdpa_mask(mask, q.dtype))
         return self.o(y.transpose(1, 2).reshape(b, s, d))
 
 
@@ -219,6 +236,16 @@ class Reasoner(nn.Module):
     def step(self, input_ids: torch.Tensor, past_kv: torch.Tensor):
         h, present = self.run(self.tok_emb(input_ids), past_kv)
         return self.lm_head(h), present
+
+    def step_static(self, input_ids: torch.Tensor, pos: torch.Tensor, cache: torch.Tensor) -> torch.Tensor:
+        """One decode step on a static cache (NL, 2, B, KVH, L, HD), written in place at `pos` (a 1-element
+        tensor: no host value, so the step can be replayed as a CUDA graph). Returns logits (B, V)."""
+        key_pos = torch.arange(cache.shape[4], device=cache.device)
+        mask = key_pos[None, :] <= pos[:, None]
+        x = self.tok_emb(input_ids)
+        for i, layer in enumerate(self.layers):
+            x = layer(x, pos, mask, cache=cache[i])[0]
+        return self.lm_head(self.norm(x))[:, -1]
 
 
 class DSDrive(nn.Module):

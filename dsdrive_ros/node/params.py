@@ -7,6 +7,7 @@
 from __future__ import annotations
 
 import math
+import re
 from dataclasses import dataclass, field
 from typing import Any, Optional, Sequence
 
@@ -22,13 +23,15 @@ __all__ = [
     "NodeConfig",
     "ConfigError",
     "check_cameras",
+    "check_reasoning_tokens",
     "declare_parameters",
     "load_config",
     "validate_update",
 ]
 
 BACKENDS = ("auto", "tensorrt", "onnxruntime", "torch")
-PRECISIONS = ("fp32", "fp16", "int8")
+PRECISIONS = ("fp32", "fp16", "bf16", "int8")
+DEVICE_PATTERN = re.compile(r"^(|cpu|cuda(:\d+)?)$")
 TRANSPORTS = ("raw", "compressed")
 RELIABILITIES = ("", "best_effort", "reliable", "system_default")
 
@@ -54,10 +57,17 @@ _PLAUSIBLE = PlausibilityLimits()  # the defaults
 PARAMS: tuple[ParamSpec, ...] = (
     ParamSpec("model_dir", "", "Exported model directory (config.json, planner.onnx, reasoner.onnx, "
               "tokenizer.json). Required.", read_only=True),
-    ParamSpec("backend", "auto", "Runtime: auto | tensorrt | onnxruntime | torch (auto: TensorRT "
-              "when a GPU and tensorrt are present, else ONNX Runtime).", read_only=True, choices=BACKENDS),
-    ParamSpec("precision", "fp32", "fp32 | fp16 | int8 (int8 uses planner.int8.onnx).",
+    ParamSpec("backend", "auto", "Runtime: auto | tensorrt | onnxruntime | torch (auto: the first of "
+              "TensorRT, ONNX Runtime CUDA, torch CUDA, ONNX Runtime CPU that loads; the log says why the "
+              "others were passed over).", read_only=True, choices=BACKENDS),
+    ParamSpec("precision", "fp32", "fp32 | fp16 | bf16 | int8 (int8 uses planner.int8.onnx; fp16/bf16 "
+              "compute: TensorRT or torch; `auto` falling to ONNX Runtime runs the exported weights at fp32).",
               read_only=True, choices=PRECISIONS),
+    ParamSpec("device", "", "Where torch / ONNX Runtime run: '' (cuda:0 when the backend can use a GPU, "
+              "else cpu) | cpu | cuda:N.", read_only=True),
+    ParamSpec("preprocess_on_gpu", False, "Resize + normalize camera images with torch on the runner's "
+              "device (torch backend; others take host arrays and ignore it, with a warning).",
+              read_only=True),
     ParamSpec("engine_cache_dir", "", "Where TensorRT engines are cached ('' = the runner's default).",
               read_only=True),
     ParamSpec("cameras", ["front", "left", "right", "rear"],
@@ -90,7 +100,9 @@ PARAMS: tuple[ParamSpec, ...] = (
               "anchor camera with the path and the texts drawn (costs CPU on the planning thread).",
               read_only=True),
     ParamSpec("reasoning.enabled", True, "Generate reasoning text (off the planning path)."),
-    ParamSpec("reasoning.max_tokens", 64, "Most tokens per reasoning text.", int_range=(1, 1024, 1)),
+    ParamSpec("reasoning.max_tokens", 64, "Most tokens per reasoning text; at most the model's "
+              "max_reasoning_tokens (config.json; it also bounds the TensorRT profile).",
+              int_range=(1, 1024, 1)),
     ParamSpec("reasoning.max_rate_hz", 1.0, "Most reasoning texts per second (latest frame only; "
               "0 = as fast as generation goes).", float_range=(0.0, 100.0, 0.0)),
     ParamSpec("qos.reliability", "", "DEPRECATED (use qos_overrides./<camera topic>.subscription."
@@ -110,6 +122,8 @@ class NodeConfig:
     model_dir: str = ""
     backend: str = "auto"
     precision: str = "fp32"
+    device: str = ""
+    preprocess_on_gpu: bool = False
     engine_cache_dir: str = ""
     cameras: list[str] = field(default_factory=lambda: ["front", "left", "right", "rear"])
     anchor_camera: str = ""
@@ -148,6 +162,8 @@ class NodeConfig:
             value = getattr(self, name.replace(".", "_"))
             if value not in choices:
                 raise ConfigError(f"parameter {name!r} = {value!r}; expected one of {list(choices)}")
+        if not DEVICE_PATTERN.match(self.device):
+            raise ConfigError(f"parameter 'device' = {self.device!r}; expected '', 'cpu' or 'cuda:N'")
         cams = list(self.cameras)
         if len(set(cams)) != len(cams):
             raise ConfigError(f"parameter 'cameras' has duplicates: {cams}")
@@ -186,6 +202,15 @@ def check_cameras(param_cameras: Sequence[str], model_cameras: Sequence[str]) ->
             f"parameter 'cameras' = {given} does not match the model's cameras {model} "
             f"(config.json) — {why}. Set cameras to {model} (or [] to take the model's).")
     return given
+
+
+def check_reasoning_tokens(value: int, model_max: int) -> Optional[str]:
+    """Reason `reasoning.max_tokens` = value is refused for a model that generates at most model_max."""
+    if int(value) <= int(model_max):
+        return None
+    return (f"reasoning.max_tokens = {value} is above the model's limit of {model_max} tokens "
+            "(max_reasoning_tokens in config.json; the reasoner's KV cache and TensorRT profile are "
+            f"sized for it): set reasoning.max_tokens to at most {model_max}")
 
 
 def validate_update(name: str, value: Any) -> Optional[str]:

@@ -26,13 +26,19 @@ from rclpy.clock import Clock, ClockType
 from dsdrive_ros.frames.reduce import FrameReducer
 from dsdrive_ros.node import qos as dqos
 from dsdrive_ros.node.diagnostics import Reporter, to_msg
-from dsdrive_ros.node.params import ConfigError, NodeConfig, check_cameras, validate_update
+from dsdrive_ros.node.params import (
+    ConfigError,
+    NodeConfig,
+    check_cameras,
+    check_reasoning_tokens,
+    validate_update,
+)
 from dsdrive_ros.node.qos_events import QosEventsMixin
 from dsdrive_ros.node.topics import TOPICS, camera_topic
 from dsdrive_ros.outputs.fill import fill_path, fill_plan, fill_reasoning, fill_reasoning_stamped, time_to_ns
 from dsdrive_ros.outputs.markers import fill_markers
 from dsdrive_ros.planner.inputs import THROTTLE_S, PlannerLog
-from dsdrive_ros.planner.load import load_session
+from dsdrive_ros.planner.load import gpu_preprocessor, load_session
 from dsdrive_ros.planner.planner import Planner
 from dsdrive_ros.planner.types import PlanStep
 
@@ -49,13 +55,17 @@ class LoadedModel(NamedTuple):
     backend: str  # the runner's name
 
 
-def load_model(cfg: NodeConfig) -> LoadedModel:
-    """The configured model directory on the configured backend."""
+def load_model(cfg: NodeConfig, log: Callable[[str], None]) -> LoadedModel:
+    """The configured model directory on the configured backend (``log``: auto's choice)."""
     from dsdrive_ros.runners import ModelSpec
 
     spec = ModelSpec.load(cfg.model_dir)
     check_cameras(cfg.cameras, spec.cameras)  # fail before the (possibly slow) runner build
-    session, backend = load_session(spec, cfg.backend, cfg.precision, cfg.engine_cache_dir or None)
+    too_long = check_reasoning_tokens(cfg.reasoning_max_tokens, spec.max_reasoning_tokens)
+    if too_long:
+        raise ConfigError(too_long)
+    session, backend = load_session(spec, cfg.backend, cfg.precision, cfg.engine_cache_dir or None,
+                                    device=cfg.device, log=log)
     return LoadedModel(spec, session, backend)
 
 
@@ -82,12 +92,14 @@ class PlannerNodeMixin(QosEventsMixin):
         log = self.get_logger()
         self.cfg = cfg
         t0 = time.monotonic()
-        spec, session, backend = model if model is not None else load_model(cfg)
+        spec, session, backend = model if model is not None else load_model(cfg, log.info)
         cameras = check_cameras(cfg.cameras, spec.cameras)
         self.spec = spec
         self.cameras = cameras
         clock = self.get_clock()
-        self.planner = Planner(spec, session, backend=backend, cameras=cameras,
+        preprocessor = (gpu_preprocessor(spec, getattr(session, "runner", None), cameras, log.warning)
+                        if cfg.preprocess_on_gpu else None)
+        self.planner = Planner(spec, session, backend=backend, cameras=cameras, preprocessor=preprocessor,
                                anchor=cfg.anchor or cameras[0], max_skew_ms=cfg.max_camera_skew_ms,
                                stale_after_ms=cfg.stale_after_ms, max_frame_age_ms=cfg.max_frame_age_ms,
                                drop_implausible=cfg.drop_implausible_plans, plausibility=cfg.plausibility,
@@ -325,8 +337,11 @@ class PlannerNodeMixin(QosEventsMixin):
     def _on_set_parameters(self, params: Sequence[Any]) -> Any:
         from rcl_interfaces.msg import SetParametersResult
 
+        model_max = self.spec.max_reasoning_tokens if self._built else None
         for p in params:
             reason = validate_update(p.name, p.value)
+            if not reason and p.name == "reasoning.max_tokens" and model_max is not None:
+                reason = check_reasoning_tokens(p.value, model_max)
             if reason:
                 self.get_logger().warning(f"parameter change refused: {reason}")
                 return SetParametersResult(successful=False, reason=reason)

@@ -1,42 +1,39 @@
 """Where the model runs: one runner class per runtime behind the same plan()/decode() interface.
 
 The runtime path (spec, ONNX Runtime, TensorRT, session) never imports torch; only `torch_runner` does.
+Nothing here imports `tokenizers` or onnxruntime at import time: bench/gpu_core.py runs the torch
+runner on a machine with only torch and numpy.
 """
 from __future__ import annotations
 
-import importlib.util
+import logging
+from typing import TYPE_CHECKING
 
-from ..model.tokenizer import DSDriveTokenizer
 from .base import Runner, RunnerError
 from .generate import generate
+from .select import BACKENDS, RunnerOptions, Selection, select_runner
 from .session import PlannerSession
 from .spec import ModelSpec, ModelSpecError
 
-BACKENDS = ("auto", "tensorrt", "onnxruntime", "torch")
+if TYPE_CHECKING:
+    from ..model.tokenizer import DSDriveTokenizer
+
+log = logging.getLogger(__name__)
 
 
-def load_tokenizer(spec: ModelSpec) -> DSDriveTokenizer:
+def load_tokenizer(spec: ModelSpec) -> "DSDriveTokenizer":
+    from ..model.tokenizer import DSDriveTokenizer
     return DSDriveTokenizer.load(spec.file("tokenizer"))
 
 
 def make_runner(spec: ModelSpec, backend: str = "auto", precision: str = "fp32",
-                engine_cache_dir: str | None = None, threads: int = 0) -> Runner:
-    """`auto` takes TensorRT where it is importable (the vehicle), else ONNX Runtime."""
-    if backend not in BACKENDS:
-        raise RunnerError(f"backend must be one of {BACKENDS}, not {backend!r}")
+                engine_cache_dir: str | None = None, threads: int = 0, device: str = "") -> Runner:
+    """`auto`: TensorRT, ONNX Runtime CUDA, torch CUDA, ONNX Runtime CPU, the first that loads."""
+    selection = select_runner(spec, backend, RunnerOptions(precision, engine_cache_dir, threads, device))
     if backend == "auto":
-        backend = "tensorrt" if importlib.util.find_spec("tensorrt") is not None else "onnxruntime"
-        if backend == "onnxruntime" and precision == "fp16":  # no fp16 path in ORT here: fp32 is faithful
-            precision = "fp32"
-    if backend == "tensorrt":
-        from .tensorrt_runner import TensorRTRunner
-        return TensorRTRunner(spec, precision, engine_cache_dir)
-    if backend == "torch":
-        from .torch_runner import TorchRunner
-        return TorchRunner(spec, precision)
-    from .onnxruntime_runner import OnnxRuntimeRunner
-    return OnnxRuntimeRunner(spec, precision, threads)
+        log.info(selection.summary())
+    return selection.runner
 
 
-__all__ = ["BACKENDS", "ModelSpec", "ModelSpecError", "PlannerSession", "Runner", "RunnerError",
-           "generate", "load_tokenizer", "make_runner"]
+__all__ = ["BACKENDS", "ModelSpec", "ModelSpecError", "PlannerSession", "Runner", "RunnerError", "RunnerOptions",
+           "Selection", "generate", "load_tokenizer", "make_runner", "select_runner"]

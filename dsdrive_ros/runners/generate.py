@@ -13,7 +13,12 @@ def generate(runner: Runner, prefix_kv: np.ndarray, bos: int, eos: int, max_toke
     """Token ids after `bos` until `eos` (excluded) or `max_tokens`, one decode step per token.
 
     `before_step` runs before every decode step: the node passes a wait for the planner to be idle,
-    so that text generation only uses the CPU between plans."""
+    so that text generation only uses the CPU between plans. A runner that keeps the KV cache on
+    its device decodes itself (`generate_ids`, same contract; `before_step` may then run once per
+    few steps)."""
+    own = getattr(runner, "generate_ids", None)
+    if own is not None:
+        return own(prefix_kv, bos, eos, max_tokens, before_step)
     past, token, out = prefix_kv, bos, []
     ids = np.empty((prefix_kv.shape[2], 1), dtype=np.int64)
     for _ in range(max_tokens):

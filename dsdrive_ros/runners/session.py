@@ -1,14 +1,16 @@
 """One driving session on a runner: instruction tokens, the frame-history ring, resets, reasoning."""
 from __future__ import annotations
 
-from typing import Callable
+from typing import TYPE_CHECKING, Callable
 
 import numpy as np
 
-from ..model.tokenizer import DSDriveTokenizer
 from .base import Runner
 from .generate import generate
 from .spec import ModelSpec
+
+if TYPE_CHECKING:
+    from ..model.tokenizer import DSDriveTokenizer
 
 
 class PlannerSession:

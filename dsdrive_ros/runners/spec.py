@@ -36,10 +36,25 @@ class ModelSpec:
         for key in ("planner", "reasoner", "tokenizer"):
             if not spec.file(key).is_file():
                 raise ModelSpecError(f"{spec.file(key)} is missing (listed in config.json)")
+        for graph in ("planner", "reasoner"):
+            data = spec.data_file(graph)
+            if data is not None and not data.is_file():
+                raise ModelSpecError(f"{data} is missing: {spec.file(graph).name} keeps its weights there "
+                                     "(config.json files); copy it with the model")
         return spec
 
     def file(self, key: str) -> Path:
         return self.dir / self.raw["files"][key]
+
+    def data_file(self, graph: str) -> Path | None:
+        """The graph's external-data file (`planner.onnx.data`), None when its weights are inline.
+        Runtimes open the graph by path: ONNX Runtime and TensorRT find this file beside it."""
+        name = self.raw["files"].get(f"{graph}_data")
+        return None if name is None else self.dir / name
+
+    @property
+    def weights_dtype(self) -> str:
+        return str(self.raw.get("weights_dtype", "fp32"))  # exports before it: fp32
 
     @property
     def cameras(self) -> list[str]:

@@ -1,11 +1,15 @@
 """TensorRT 10 runner: tensor-name API, execute_async_v3 on one CUDA stream (cuda-python for memory).
 
 Thin on purpose: it cannot run in this workplace (no TensorRT). Engines come from
-`export.tensorrt_build.ensure_engines` (cached by ONNX hash + TensorRT version + GPU + precision).
+`export.tensorrt_build.ensure_engines` (cached by the hash of every file of the graph, TensorRT
+version, GPU, precision and builder settings). Decoding keeps the KV cache on the device: two
+buffers sized for the longest text, each step's `present_kv` written into the one the next step
+reads as `past_kv`; only the logits come to the host (the argmax).
 """
 from __future__ import annotations
 
 from pathlib import Path
+from typing import Callable, Optional
 
 import numpy as np
 
@@ -101,3 +105,43 @@ class TensorRTRunner:
     def decode(self, input_ids: np.ndarray, past_kv: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
         out = self.reasoner.run({"input_ids": input_ids, "past_kv": past_kv})
         return out["logits"], out["present_kv"]
+
+    def generate_ids(self, prefix_kv: np.ndarray, bos: int, eos: int, max_tokens: int,
+                     before_step: Optional[Callable[[], object]] = None) -> list[int]:
+        """Greedy ids after `bos` (see `generate`) with the KV cache ping-ponging between two device
+        buffers (contiguous (NL, 2, B, KVH, P, HD) for every P: a step's output is the next input)."""
+        eng, cu = self.reasoner, self.reasoner.cudart
+        ctx, stream = eng.context, eng.stream
+        h2d = cu.cudaMemcpyKind.cudaMemcpyHostToDevice
+        d2h = cu.cudaMemcpyKind.cudaMemcpyDeviceToHost
+        prefix = np.ascontiguousarray(prefix_kv, dtype=eng.dtypes["past_kv"])
+        nl, two, batch, kvh, past, hd = prefix.shape
+        limit = min(max_tokens, self.spec.max_reasoning_tokens)
+        cap = prefix.itemsize * nl * two * batch * kvh * (past + limit) * hd
+        kv = [eng._buffer("kv_ping", cap), eng._buffer("kv_pong", cap)]
+        _ok(cu.cudaMemcpyAsync(kv[0], prefix.ctypes.data, prefix.nbytes, h2d, stream))
+        ids = np.empty((batch, 1), dtype=eng.dtypes["input_ids"])
+        ids_ptr = eng._buffer("input_ids", ids.nbytes)
+        vocab = int(self.spec.io("reasoner", "outputs")["logits"][0][-1])
+        logits = np.empty((batch, 1, vocab), dtype=eng.dtypes["logits"])
+        logits_ptr = eng._buffer("logits", logits.nbytes)
+        token, out = bos, []
+        for step in range(limit):
+            if before_step is not None:
+                before_step()
+            ids[:] = token
+            _ok(cu.cudaMemcpyAsync(ids_ptr, ids.ctypes.data, ids.nbytes, h2d, stream))
+            ctx.set_input_shape("input_ids", ids.shape)
+            ctx.set_input_shape("past_kv", (nl, two, batch, kvh, past + step, hd))
+            for name, ptr in (("input_ids", ids_ptr), ("past_kv", kv[step % 2]),
+                              ("present_kv", kv[(step + 1) % 2]), ("logits", logits_ptr)):
+                ctx.set_tensor_address(name, ptr)
+            if not ctx.execute_async_v3(stream):
+                raise RuntimeError("TensorRT execute_async_v3 failed (reasoner)")
+            _ok(cu.cudaMemcpyAsync(logits.ctypes.data, logits_ptr, logits.nbytes, d2h, stream))
+            _ok(cu.cudaStreamSynchronize(stream))
+            token = int(np.argmax(logits[0, -1]))
+            if token == eos:
+                break
+            out.append(token)
+        return out
