@@ -33,10 +33,16 @@ def _override(topic: str, policy: str, value: object) -> str:
     return f"qos_overrides.{topic}.subscription.{policy}:={value}"
 
 
-def _graph(rig: DriveRig, topic: str) -> QoSProfile:
-    infos = [i for i in rig.h.node.get_subscriptions_info_by_topic(topic) if i.node_name == "dsdrive_node"]
-    assert len(infos) == 1, infos
-    return infos[0].qos_profile
+def _graph(rig: DriveRig, topic: str, timeout: float = 15.0) -> QoSProfile:
+    """The node's subscription on `topic` as the graph reports it. The graph cache can list an
+    endpoint a moment after the publishers matched it (seen under load): poll until it does."""
+    def infos() -> list:
+        return [i for i in rig.h.node.get_subscriptions_info_by_topic(topic) if i.node_name == "dsdrive_node"]
+
+    rig.h.wait_for(lambda: len(infos()) == 1, timeout)
+    found = infos()
+    assert len(found) == 1, found
+    return found[0].qos_profile
 
 
 def _wait_log(node: NodeProcess, pattern: str, timeout: float = 15.0) -> None:
