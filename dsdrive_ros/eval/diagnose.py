@@ -23,7 +23,7 @@ import copy
 import json
 import sys
 from collections import Counter
-from dataclasses import asdict, dataclass, field
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
@@ -223,7 +223,7 @@ def main(argv: list[str] | None = None) -> int:
         if not diags:
             print(f"{p}: no diagnosis (run dsdrive-eval with --diagnose)", file=sys.stderr)
             return 2
-        rows[p.parent.name] = aggregate(diags)
+        rows[p.parent.name if p.name == "results.json" else p.stem] = aggregate(diags)
     print(format_table(rows))
     return 0
 
