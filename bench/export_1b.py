@@ -24,10 +24,12 @@ from pathlib import Path
 import numpy as np
 
 ROOT = Path(__file__).resolve().parents[1]
-sys.path.insert(0, str(ROOT))
+sys.path[:0] = [str(ROOT), str(ROOT / "bench")]
 
 from dsdrive_ros.runners import ModelSpec, PlannerSession, load_tokenizer  # noqa: E402
 from dsdrive_ros.runners.onnxruntime_runner import OnnxRuntimeRunner  # noqa: E402
+
+from bench_io import emit  # noqa: E402
 
 
 def time_v(cmd: list[str]) -> tuple[int, dict, str]:
@@ -88,10 +90,7 @@ def main() -> int:
         "process_max_rss_gib": resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 2**20,
     }
     res["loadavg_end"] = os.getloadavg()
-    text = json.dumps(res, indent=2)
-    print(text)
-    args.result.parent.mkdir(parents=True, exist_ok=True)
-    args.result.write_text(text + "\n")
+    emit(res, args.result)
     return 0
 
 

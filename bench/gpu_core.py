@@ -18,7 +18,6 @@ Needs only torch and numpy (no onnxruntime, rclpy, OpenCV, tokenizers, network) 
 from __future__ import annotations
 
 import argparse
-import json
 import os
 import platform
 import resource
@@ -30,7 +29,7 @@ from pathlib import Path
 import numpy as np
 import torch
 
-sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
+sys.path[:0] = [str(Path(__file__).resolve().parents[1]), str(Path(__file__).resolve().parent)]
 
 from dsdrive_ros.export.onnx_export import runtime_config  # noqa: E402
 from dsdrive_ros.frames.preprocess_torch import TorchPreprocessor  # noqa: E402
@@ -42,6 +41,8 @@ from dsdrive_ros.outputs.parse import PlanParseError  # noqa: E402
 from dsdrive_ros.runners.session import PlannerSession  # noqa: E402
 from dsdrive_ros.runners.spec import ModelSpec  # noqa: E402
 from dsdrive_ros.runners.torch_runner import TorchRunner  # noqa: E402
+
+from bench_io import emit  # noqa: E402
 
 # The targets for `1b` on an H100/H200 (bf16 or fp16).
 TARGETS = {"planning_p50_ms_max": 6.0, "planning_p99_ms_max": 10.0, "reasoner_tokens_per_s_min": 1000.0}
@@ -224,10 +225,7 @@ def main(argv: list[str] | None = None) -> int:
             "planning_p99": on["planning_ms"]["p99"] <= TARGETS["planning_p99_ms_max"],
             "reasoner_tokens_per_s": on["reasoner_tokens_per_s"] >= TARGETS["reasoner_tokens_per_s_min"],
         }
-    text = json.dumps(res, indent=2)
-    print(text)
-    args.out.parent.mkdir(parents=True, exist_ok=True)
-    args.out.write_text(text + "\n")
+    emit(res, args.out)
     return 0
 
 
