@@ -44,16 +44,16 @@ def test_waits_creeping_hesitation_and_standstills(static):
             trace.append(StepTrace(t, float(x), float(y), speed, 0.0, 0, action, reason))
             t += 0.1
 
-    add(10, 8.0, "stop", "red light", lx, ly)  # braking from speed: not a wait yet
-    add(10, 1.0, "stop", "red light", lx, ly)  # rolls towards a red light: creeping
-    add(30, 0.0, "stop", "red light", jx, jy)  # then stands 3 s inside a junction
+    add(10, 8.0, "stop", "light", lx, ly)  # braking from speed: not a wait yet
+    add(10, 1.0, "stop", "light", lx, ly)  # rolls towards a red light: creeping
+    add(30, 0.0, "stop", "light", jx, jy)  # then stands 3 s inside a junction
     add(5, 0.0, "go", "free", lx, ly)  # stands though the road is free: hesitation
     add(5, 9.0, "go", "free", lx, ly)
     route = SimpleNamespace(junctions=[], instructions=[])
     d = diagnose_route(trace, route, static, {"status": "route_completed",
                                               "infraction_list": [{"kind": "red_light", "speed": 3.5}]})
     assert (d.waiting_steps, d.creeping_steps, d.hesitation_steps) == (40, 10, 5)
-    assert d.wait_reasons == {"red": 40}
+    assert d.wait_reasons == {"light": 40}
     assert d.standstills == {"junction": 1}  # the 0.5 s stand in the lane is too short to count
     assert d.red_light_speeds == [3.5] and d.deviation is None
     a = aggregate([vars(d), vars(d)])

@@ -7,8 +7,8 @@
 agent is in and says what it would do (never what happens: the agent's control is applied). That
 gives "should wait" without a human label. Per route, `diagnose_route` then counts:
   * waiting: steps where the expert would stop and the ego is slower than CREEP_MAX_MPS; of those,
-    creeping (the ego still rolls, >= STAND_MPS) and the reason the expert gives (red light,
-    leader, yield to a walker or a car);
+    creeping (the ego still rolls, >= STAND_MPS) and the expert's binding constraint (light,
+    leader, yield, end of route);
   * hesitation: the ego stands while the expert would drive;
   * standstills (>= STAND_MIN_S below STAND_MPS): where the ego stood, on a pedestrian crossing, inside
     a junction (where crossing traffic drives) or in a lane;
@@ -48,7 +48,7 @@ class StepTrace:
     s: float  # metres along the route
     instruction_id: int
     expert_action: str  # what the expert would do in this state: "stop", "go", "slow", "turn ..."
-    expert_reason: str  # the expert's binding constraint ("free", "leader", "red light ...", ...)
+    expert_reason: str  # the expert's binding constraint: "free", "leader", "light", "yield", "end"
 
 
 class ShadowExpert:
@@ -87,13 +87,6 @@ class RouteDiagnosis:
     standstills: dict[str, int] = field(default_factory=dict)  # where: crossing / junction / lane
     red_light_speeds: list[float] = field(default_factory=list)
     deviation: dict[str, Any] | None = None
-
-
-def _reason_kind(reason: str) -> str:
-    for key in ("red", "yellow", "leader", "ped", "walker", "yield", "stop", "free", "curve"):
-        if key in reason:
-            return {"walker": "ped"}.get(key, key)
-    return reason or "?"
 
 
 def _inside(poly: np.ndarray, x: float, y: float) -> bool:
@@ -136,7 +129,7 @@ def diagnose_route(trace: list[StepTrace], route, static, result: dict) -> Route
             wait = st.expert_action == "stop"
             if wait and st.speed < CREEP_MAX_MPS:
                 d.waiting_steps += 1
-                reasons[_reason_kind(st.expert_reason)] += 1
+                reasons[st.expert_reason or "?"] += 1
                 d.creeping_steps += st.speed >= STAND_MPS
             if not wait and st.speed < STAND_MPS and st.expert_action != "slow":
                 d.hesitation_steps += 1
