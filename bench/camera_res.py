@@ -2,14 +2,15 @@
 """dsdrive_node at camera resolution: node_rig.py's rig and node probe, four cameras over real DDS.
 
     . scripts/ros_env.sh
-    python bench/camera_res.py --model-dir models/dsdrive-tiny [--seconds 10]
+    python bench/camera_res.py --model-dir models/dsdrive-tiny [--seconds 10] [--repeats 3]
 
-Phases (each its own node process, bench/node_probe.py: the node plus per-frame stage timing):
+Phases, each run ``--repeats`` times with a fresh node process (bench/node_probe.py: the node plus
+per-frame stage timing), figures pooled over the runs' frames and each run's p50/p99 kept:
   raw bgr8 1280x720 at 20 Hz, raw bgr8 1920x1080 at 10 Hz, JPEG (q85) 1920x1080 at 10 Hz, and raw
   rgb8 at the model's input size at 20 Hz (the case every earlier figure used: no regression there).
-This process is the camera driver: each image is serialized once, and every publish sends those CDR
-bytes with a fresh stamp patched in (a C++ driver's cost; rclpy's Python message path would take
-~40 ms per 2.8 MB image here). Both processes use the Fast DDS profile config/fastdds_large_data.xml.
+The cameras are driver processes (default: one per camera), triggered together, whose only work at a
+trigger is the DDS write of an image prepared beforehand, with that trigger's stamp
+(bench/camera_drivers.py). All processes use the Fast DDS profile config/fastdds_large_data.xml.
 
 Per phase: camera sets sent, sets planned (a Path for that stamp), e2e p50/p99 (Path received - camera
 stamp) and the per-stage split, mean ms per set:
@@ -20,7 +21,8 @@ stamp) and the per-stage split, mean ms per set:
   sync_wait    first camera callback -> set complete, less convert + resize (the other cameras' arrival);
   queue_wait, preprocess (normalise), inference, parse, fill_publish, transport_out.
 Plus, in this process: decode cost per camera before (full-size colour conversion + INTER_AREA) and
-now (FrameReducer), and JPEG full decode vs IMREAD_REDUCED_COLOR_4. Load average recorded per phase
+now (FrameReducer), and JPEG full decode vs IMREAD_REDUCED_COLOR_4. Then ``malloc_ab``: raw 1920x1080
+runs alternated between glibc's malloc defaults and the node's settings (dsdrive_ros/node/memory.py). Load average recorded per phase
 (the machine is shared: figures move with it). Writes bench/results/camera_res.json.
 """
 from __future__ import annotations
@@ -29,7 +31,6 @@ import argparse
 import json
 import os
 import platform
-import struct
 import sys
 import tempfile
 import time
@@ -41,10 +42,13 @@ import numpy as np
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 import node_rig as nb  # noqa: E402  (bench/ helper module, also puts the repo on sys.path)
+from camera_drivers import CameraDrivers  # noqa: E402
 from node_bench import run_node  # noqa: E402
+from node_stats import pooled  # noqa: E402
+
+from dsdrive_ros.node.memory import DEFAULTS_ENV  # noqa: E402
 from node_report import _f  # noqa: E402
 
-STAMP = struct.Struct("<iI")  # CDR: 4-byte encapsulation header, then header.stamp sec, nanosec
 RESULTS = Path(__file__).resolve().parent / "results"
 JPEG_QUALITY = 85
 
@@ -64,10 +68,13 @@ def phases(model_hw: tuple[int, int]) -> list[Phase]:
 
 
 class CameraRig(nb.Rig):
-    """node_bench's rig publishing pre-serialized images of the current phase (``use``)."""
+    """node_bench's rig (outputs, instruction, parameters) with the cameras published by driver
+    processes, one per camera, with the images of the current phase (``use``)."""
 
-    def __init__(self, cameras: list[str]) -> None:
+    def __init__(self, cameras: list[str], driver_processes: int) -> None:
         self.wire: list[dict[str, bytes]] = []
+        self.drivers: CameraDrivers | None = None
+        self.driver_processes = driver_processes
         super().__init__(cameras, [])
 
     def _build_messages(self, sets: list[dict[str, np.ndarray]]) -> None:
@@ -90,14 +97,27 @@ class CameraRig(nb.Rig):
                 msg.header.frame_id = f"camera_{c}"
                 out[c] = serialize_message(msg)
             self.wire.append(out)
+        self.close_drivers()
+        topics = {c: self.pubs[phase.transport][c].topic_name for c in self.cameras}
+        self.drivers = CameraDrivers(topics, phase.transport, self.wire, self.driver_processes)
 
-    def publish_set(self, transport: str, i: int) -> int:
-        wire = self.wire[i % len(self.wire)]
-        stamp = time.time_ns()
-        head = STAMP.pack(*divmod(stamp, 1_000_000_000))
-        for c in self.cameras:  # one copy of the image per publish, as a driver filling its buffer
-            self.pubs[transport][c].publish(b"".join((wire[c][:4], head, memoryview(wire[c])[12:])))
-        return stamp
+    def discovered(self, transport: str) -> bool:
+        return (self.drivers is not None and all(n > 0 for n in self.drivers.subscriber_counts().values())
+                and self.path_sub.get_publisher_count() > 0 and self.plan_sub.get_publisher_count() > 0
+                and self.stage_sub.get_publisher_count() > 0)
+
+    def stream(self, transport: str, rate_hz: float, n: int) -> list[int]:
+        assert self.drivers is not None, "use() a phase first"
+        return self.drivers.stream(rate_hz, n)
+
+    def close_drivers(self) -> None:
+        if self.drivers is not None:
+            self.drivers.close()
+            self.drivers = None
+
+    def close(self) -> None:
+        self.close_drivers()
+        super().close()
 
 
 def _median_ms(fn: Callable[[], Any], n: int = 15) -> float:
@@ -195,12 +215,44 @@ def targets(res: dict) -> list[dict]:
     return out
 
 
+def malloc_ab(args: argparse.Namespace, rig: CameraRig, env: dict[str, str], workdir: Path,
+              n: int) -> dict[str, Any]:
+    """raw 1920x1080 runs alternated: glibc's malloc defaults (DSDRIVE_MALLOC_DEFAULTS=1) and the
+    node's settings; each run's e2e and the per-stage split."""
+    ph = next(p for p in phases((0, 0)) if p.label == "raw_bgr8_1920x1080_10hz")
+    sets = nb.make_images(4, rig.cameras, *ph.hw)
+    out: dict[str, Any] = {"phase": ph.label, "runs": []}
+    for k in range(2 * n):
+        arm = "glibc_defaults" if k % 2 == 0 else "node_settings"
+        rig.use(ph, sets)
+        run_env = {**env, DEFAULTS_ENV: "1"} if arm == "glibc_defaults" else env
+        run = run_node(argparse.Namespace(model_dir=args.model_dir, warmup=args.warmup), rig, run_env, workdir,
+                       f"{ph.label}_{arm}", "onnxruntime", ph.transport, [(ph.label, ph.rate_hz, int(args.seconds * ph.rate_hz))])
+        p = run.get("phases", {}).get(ph.label)
+        if p is None:
+            out["runs"].append({"malloc": arm, "error": run.get("error", "no result")})
+            continue
+        split = stage_split(p, 0.0, len(rig.cameras))
+        out["runs"].append({"malloc": arm, "received": p["received"], "sent": p["sent"],
+                            "e2e_ms": {q: p["e2e_ms"][q] for q in ("p50", "p99", "max")},
+                            "transport_ms": split.get("transport"), "sync_wait_ms": split.get("sync_wait"),
+                            "load_avg_start": p["load_avg_start"]})
+    return out
+
+
 def main() -> int:
     ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     ap.add_argument("--model-dir", type=Path, required=True)
     ap.add_argument("--seconds", type=float, default=10.0, help="per phase (default 10)")
     ap.add_argument("--warmup", type=int, default=20, help="camera sets at 10 Hz before measuring")
     ap.add_argument("--phases", default="", help="comma list of phase labels (default: all)")
+    ap.add_argument("--repeats", type=int, default=3,
+                    help="runs per phase, each with a fresh node; figures pooled over their frames")
+    ap.add_argument("--malloc-ab", type=int, default=2, metavar="N",
+                    help="then N runs each of raw 1920x1080 with glibc's malloc defaults and with the "
+                         "node's settings (node/memory.py), alternated (0: skip)")
+    ap.add_argument("--driver-processes", type=int, default=4,
+                    help="camera driver processes, cameras dealt out in turn (default: one per camera)")
     ap.add_argument("--out", type=Path, default=RESULTS / "camera_res.json")
     ap.add_argument("-p", "--param", action="append", default=[], metavar="NAME:=VALUE",
                     help="extra node parameter (repeatable), e.g. -p qos.depth:=2")
@@ -222,7 +274,7 @@ def main() -> int:
                     "python": platform.python_version(), "opencv": cv2.__version__},
         "note": "machine shared with other jobs: see load_avg per phase; figures are pessimistic",
         "model_dir": str(args.model_dir), "input": f"{len(cameras)}x3x{model_hw[0]}x{model_hw[1]}",
-        "dds_profile": profile, "ros_domain_id": domain, "seconds_per_phase": args.seconds,
+        "dds_profile": profile, "camera_driver_processes": args.driver_processes, "ros_domain_id": domain, "seconds_per_phase": args.seconds, "repeats": args.repeats,
         "load_avg_start": nb._load(), "phases": {},
     }
     res["node_params"] = args.param
@@ -231,22 +283,37 @@ def main() -> int:
         extra = dict(p.split(":=", 1) for p in args.param)
         nb.start_node = lambda model_dir, workdir, params, env: start(model_dir, workdir, {**params, **extra}, env)
     workdir = Path(tempfile.mkdtemp(prefix="camera_res_"))
-    rig = CameraRig(cameras)
+    rig = CameraRig(cameras, args.driver_processes)
     try:
         for ph in chosen:
             sets = nb.make_images(4, cameras, *ph.hw)
             rig.use(ph, sets)
             costs = decode_costs(ph, sets[0], rig.wire[0], model_hw)
             n = int(args.seconds * ph.rate_hz)
-            run = run_node(argparse.Namespace(model_dir=args.model_dir, warmup=args.warmup), rig, env,
-                              workdir, ph.label, "onnxruntime", ph.transport, [(ph.label, ph.rate_hz, n)])
-            p = run.get("phases", {}).get(ph.label, {"error": run.get("error", "no result")})
+            runs = []
+            for k in range(args.repeats):  # fresh drivers and node each time: the machine's noise shows between runs
+                if k:
+                    rig.use(ph, sets)
+                runs.append(run_node(argparse.Namespace(model_dir=args.model_dir, warmup=args.warmup), rig, env,
+                                     workdir, ph.label, "onnxruntime", ph.transport, [(ph.label, ph.rate_hz, n)]))
+            parts = [r["phases"][ph.label] for r in runs if ph.label in r.get("phases", {})]
+            if len(parts) < len(runs):
+                p = {"error": next(r.get("error", "no result") for r in runs if ph.label not in r.get("phases", {}))}
+            else:
+                p = pooled(parts, ph.label) if len(parts) > 1 else parts[0]
+                p["runs"] = [{"e2e_ms": {q: part["e2e_ms"][q] for q in ("p50", "p99", "max")},
+                              "received": part["received"], "sent": part["sent"],
+                              "load_avg_start": part["load_avg_start"]} for part in parts]
+                p["diagnostics"] = parts[-1].get("diagnostics")
             p.pop("_rows", None)
             p.update({"camera_hw": list(ph.hw), "encoding": ph.encoding, "decode_costs": costs,
                       "sets_planned_ratio": p.get("received", 0) / max(1, p.get("sent", 1)),
                       "stage_split_mean_ms": stage_split(p, costs["deserialize_ms"], len(cameras)),
-                      "node_vmhwm_mb": run.get("node_vmhwm_mb"), "node_exit_code": run.get("exit_code")})
+                      "node_vmhwm_mb": max((r.get("node_vmhwm_mb") or 0.0) for r in runs),
+                      "node_exit_codes": [r.get("exit_code") for r in runs]})
             res["phases"][ph.label] = p
+        if args.malloc_ab:
+            res["malloc_ab"] = malloc_ab(args, rig, env, workdir, args.malloc_ab)
     finally:
         rig.close()
     res["load_avg_end"] = nb._load()

@@ -235,6 +235,7 @@ def test_raw_stream_robustness_and_shutdown(model_dir: Path, tmp_path: Path) -> 
         rc = node.stop(signal.SIGTERM)
         assert rc == 0, node.log()[-3000:]
         assert "Traceback" not in node.log(), node.log()[-3000:]
+        assert "malloc: buffers up to 32 MiB from the heap" in node.log()  # node/memory.py, at start
     finally:
         if driver is not None and driver.poll() is None:
             driver.kill()

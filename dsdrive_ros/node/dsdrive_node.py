@@ -30,6 +30,7 @@ import rclpy
 from rclpy.executors import ExternalShutdownException, SingleThreadedExecutor
 from rclpy.node import Node
 
+from dsdrive_ros.node.memory import keep_freed_image_buffers
 from dsdrive_ros.node.params import ConfigError, declare_parameters, load_config
 from dsdrive_ros.node.process import STACKS_SIGNAL
 from dsdrive_ros.node.topics import NODE_NAME
@@ -77,7 +78,9 @@ def run_node(make_node: Callable[[], Node], name: str, argv: Optional[Sequence[s
     threads, exit code (0; 2 for a configuration error, 1 for any other failed start)."""
     args = list(sys.argv if argv is None else argv)
     faulthandler.register(STACKS_SIGNAL, all_threads=True)
+    malloc = keep_freed_image_buffers()  # camera images of several MB: no page faults per take
     rclpy.init(args=args)
+    rclpy.logging.get_logger(name).info(malloc.reason)
     node: Optional[Node] = None
     try:
         try:
