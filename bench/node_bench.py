@@ -7,8 +7,10 @@
 One process (this one) publishes the cameras (wall-clock header stamps) and subscribes to the outputs;
 the node runs in a subprocess (``bench/node_probe.py``: the node, its Planner's stage times published
 on ``dsdrive_bench/stages``), Fast DDS profile config/fastdds_large_data.xml, its own ROS_DOMAIN_ID.
-Images are at the model's input resolution, raw rgb8 and JPEG. The rig, the statistics and the
-report are ``node_rig.py``, ``node_stats.py`` and ``node_report.py``.
+Images are at the model's input resolution, raw rgb8 and JPEG; the phases at camera resolution
+(raw 1280x720 and 1920x1080, JPEG 1920x1080, from camera driver processes) are ``camera_res.py``,
+on this bench's ``run_node``. The rig, the statistics and the report are ``node_rig.py``,
+``node_stats.py`` and ``node_report.py``.
 
 Measured, side by side:
   * latency = Path receive time - camera stamp: p50/p99/max at 10 and 20 Hz, ONNX Runtime and
