@@ -1,7 +1,7 @@
 #!/usr/bin/env python3
 """Record one short held-out simulated drive into a rosbag2 (mcap) sample for the replay demo.
 
-    python scripts/make_sample_bag.py --out samples/sample [--town grid5] [--seed 424254] [--seconds 30]
+    python scripts/make_sample_bag.py --out samples/sample [--town grid5] [--seed 424254] [--seconds 30] [--focus-view]
 
 The drive uses a held-out town (never used for training) and a seed outside the training plans;
 the expert drives, the scripted teacher explains. The bag holds the node's inputs
@@ -24,7 +24,7 @@ import cv2  # noqa: E402
 import numpy as np  # noqa: E402
 
 from dsdrive_ros.data.bag_export import export_bag  # noqa: E402
-from dsdrive_ros.data.build_dataset import default_episode_factory, episode_meta  # noqa: E402
+from dsdrive_ros.data.build_dataset import default_episode_factory, episode_meta, focus_episode_factory  # noqa: E402
 from dsdrive_ros.data.teacher import ScriptedTeacher  # noqa: E402
 
 
@@ -49,6 +49,8 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--rate-hz", type=float, default=None, help="episode rate (default: the episode's own, else 10)")
     ap.add_argument("--jpeg-quality", type=int, default=80)
     ap.add_argument("--max-width", type=int, default=None, help="downscale wider camera images to this width")
+    ap.add_argument("--focus-view", action="store_true",
+                    help="also record front_focus (the front camera's centre at 30 deg), for models that read it")
     ap.add_argument("--force", action="store_true", help="replace OUT if it exists")
     args = ap.parse_args(argv)
 
@@ -69,7 +71,8 @@ def main(argv: list[str] | None = None) -> int:
     tmp_parent.mkdir(parents=True)
     tmp = tmp_parent / out.name
 
-    ep = default_episode_factory(args.town, args.seed, int(round(args.seconds * (args.rate_hz or 10.0))))
+    factory = focus_episode_factory if args.focus_view else default_episode_factory
+    ep = factory(args.town, args.seed, int(round(args.seconds * (args.rate_hz or 10.0))))
     rate = args.rate_hz or float(episode_meta(ep).get("rate_hz", 10.0))
     steps = int(round(args.seconds * rate))
 
