@@ -88,10 +88,30 @@ def training_batch(cfg, b, t=12, seed=0):
         instruction_ids=torch.randint(8, cfg.vocab_size, (b, cfg.max_instruction_tokens), generator=g),
         instruction_mask=torch.ones(b, cfg.max_instruction_tokens, dtype=torch.bool),
         speed=torch.rand(b, 1, generator=g) * 8,
+        history_speed=torch.rand(b, hist - 1, generator=g) * 8,
         waypoints=torch.randn(b, cfg.n_waypoints, 2, generator=g) * 5,
         end=torch.randint(0, 2, (b,), generator=g),
         reasoning_ids=torch.cat([torch.full((b, 1), cfg.bos_id), torch.randint(8, cfg.vocab_size, (b, t), generator=g)], 1),
     )
+
+
+@torch.inference_mode()
+def test_training_sees_the_history_the_runtime_builds():
+    """The training pass over a clip plans what the runtime plans frame by frame: each frame's tokens
+    enter the history ring encoded at that frame's own speed. (With every history frame encoded at
+    the current speed, a start from rest read as "stand" at run time and the car never drove off.)"""
+    cfg = preset("tiny", image_height=64, image_width=96, history_frames=3)
+    model = init_weights(DSDrive(cfg)).eval()
+    batch = training_batch(cfg, 1)
+    speeds = torch.cat([batch["history_speed"], batch["speed"]], dim=1)[0]  # oldest first
+    ring = torch.zeros(1, cfg.history_frames - 1, cfg.n_query, cfg.dim)
+    ring_mask = torch.zeros(1, cfg.history_frames - 1, dtype=torch.bool)
+    for f in range(cfg.history_frames):  # the runtime: one frame at a time, as PlannerSession.step
+        out = model.plan(batch["images"][:, f], batch["instruction_ids"], batch["instruction_mask"],
+                         ring, ring_mask, speeds[f].view(1, 1))
+        ring = torch.cat([ring[:, 1:], out["frame_tokens"][:, None]], dim=1)
+        ring_mask = torch.cat([ring_mask[:, 1:], torch.ones(1, 1, dtype=torch.bool)], dim=1)
+    torch.testing.assert_close(model(batch)["waypoints"], out["waypoints"], rtol=1e-4, atol=1e-4)
 
 
 def test_joint_loss_parts():

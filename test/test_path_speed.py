@@ -74,6 +74,7 @@ def test_shapes_loss_and_learning():
     batch = {k: v for k, v in plan_inputs(cfg, b).items() if k in ("instruction_ids", "instruction_mask", "speed")}
     batch.update(images=torch.randn(b, cfg.history_frames, cfg.n_cameras, 3, cfg.image_height, cfg.image_width),
                  frame_mask=torch.ones(b, cfg.history_frames, dtype=torch.bool),
+                 history_speed=torch.rand(b, cfg.history_frames - 1) * 8,
                  waypoints=torch.randn(b, cfg.n_waypoints, 2), end=torch.tensor([0, 1]),
                  path=_straight(cfg).repeat(b, 1, 1), speed_class=torch.tensor([0, 4]),
                  path_mask=torch.tensor([[True] * cfg.path_points, [True] * 3 + [False] * (cfg.path_points - 3)]))

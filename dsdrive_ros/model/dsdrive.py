@@ -346,23 +346,29 @@ class DSDrive(nn.Module):
         cap[-1] = 1e6  # the last segment extends the path
         return torch.minimum(frac, cap) @ seg
 
+    def clip_tokens(self, batch: dict[str, torch.Tensor]) -> torch.Tensor:
+        """Every frame of a clip through the vision encoder + Q-Former in one batched pass: (B, HIST,
+        NQ, D). Each earlier frame is encoded at its own speed (`history_speed`, (B, HIST-1)), as the
+        runtime's history ring holds it; encoding them at the current speed taught the model that
+        history tokens encoded at 0 m/s mean "stand", which stopped every start from rest at run time."""
+        images, ids, imask = batch["images"], batch["instruction_ids"], batch["instruction_mask"]
+        b, hist = images.shape[:2]
+        speeds = torch.cat([batch["history_speed"], batch["speed"]], dim=1)  # (B, HIST), oldest first
+        tokens = self.encode_frame(images.flatten(0, 1), ids.repeat_interleave(hist, 0),
+                                   imask.repeat_interleave(hist, 0), speeds.reshape(b * hist, 1))
+        return tokens.view(b, hist, self.cfg.n_query, self.cfg.dim)
+
     def forward(self, batch: dict[str, torch.Tensor]) -> dict[str, torch.Tensor]:
         """Training step on a batch of clips; returns the joint loss and its parts.
 
         batch: images (B, HIST, NCAM, 3, H, W) oldest first, frame_mask (B, HIST) (last always true),
-        instruction_ids/mask (B, L), speed (B, 1), waypoints (B, K, 2), end (B,) long,
+        instruction_ids/mask (B, L), speed (B, 1), history_speed (B, HIST-1) (each earlier frame's own), waypoints (B, K, 2), end (B,) long,
         reasoning_ids (B, T) starting with bos, padded with pad_id.
         """
         cfg = self.cfg
-        images = batch["images"]
-        b, hist = images.shape[:2]
         ids, imask = batch["instruction_ids"], batch["instruction_mask"]
-        # every frame of the clip through the vision encoder + Q-Former in one batched pass
-        tokens = self.encode_frame(images.flatten(0, 1), ids.repeat_interleave(hist, 0),
-                                   imask.repeat_interleave(hist, 0), batch["speed"].repeat_interleave(hist, 0))
-        tokens = tokens.view(b, hist, cfg.n_query, cfg.dim)
-        frame_tokens = tokens[:, -1]
-        h = self.backbone(ids, imask, tokens[:, :-1], batch["frame_mask"][:, :-1], frame_tokens)
+        tokens = self.clip_tokens(batch)
+        h = self.backbone(ids, imask, tokens[:, :-1], batch["frame_mask"][:, :-1], tokens[:, -1])
         out = self.heads(h[:, -1], batch["speed"])
         w = cfg.waypoint_lateral_weight  # the L1s: a weighted mean of x and y (w = 1: plain L1)
         err = (out["waypoints"] - batch["waypoints"]).abs()

@@ -102,11 +102,12 @@ class ClipDataset(Dataset):
         hist = cfg.history_frames
         images = np.zeros((hist, cfg.n_cameras, 3, cfg.image_height, cfg.image_width), np.float32)
         mask = np.zeros(hist, bool)
+        speeds = np.zeros(hist, np.float32)  # each frame's own speed, as the runtime encoded it
         for h in range(hist):
             j = i - (hist - 1 - h)
             # LMDrive clears its frame buffer when the instruction changes: train the same way
             if j >= 0 and (j == i or ep.record(j)["instruction_id"] == rec["instruction_id"]):
-                images[h], mask[h] = self._images(ep, j), True
+                images[h], mask[h], speeds[h] = self._images(ep, j), True, ep.record(j)["speed"]
         if self.augment is not None:
             images = self.augment(images, self._mean, self._std, self._process_rng())
         ids, imask = self.tokenizer.encode_instruction(rec["instruction"], cfg.max_instruction_tokens)
@@ -119,6 +120,7 @@ class ClipDataset(Dataset):
             "images": torch.from_numpy(images), "frame_mask": torch.from_numpy(mask),
             "instruction_ids": torch.from_numpy(ids[0]), "instruction_mask": torch.from_numpy(imask[0]),
             "speed": torch.tensor([float(rec["speed"])], dtype=torch.float32),
+            "history_speed": torch.from_numpy(speeds[:-1]),
             "waypoints": torch.tensor(rec["waypoints"], dtype=torch.float32),
             "end": torch.tensor(int(rec["end"]), dtype=torch.long),
             "reasoning_ids": torch.tensor(reasoning, dtype=torch.long),

@@ -86,11 +86,8 @@ def evaluate(model: DSDrive, dataset: ClipDataset, tokenizer: DSDriveTokenizer, 
             tok_ok += int(((out["reasoning_logits"].argmax(-1) == target) & valid).sum())
             tok_n += int(valid.sum())
         if cfg.lambda_reasoning > 0 and len(texts) < text_frames:
-            hist = batch["images"].shape[1]
             # the plan exactly as the runtime computes it, history tokens included
-            tokens = model.encode_frame(batch["images"].flatten(0, 1), batch["instruction_ids"].repeat_interleave(hist, 0),
-                                        batch["instruction_mask"].repeat_interleave(hist, 0),
-                                        batch["speed"].repeat_interleave(hist, 0)).view(-1, hist, cfg.n_query, cfg.dim)
+            tokens = model.clip_tokens(batch)
             h = model.backbone(batch["instruction_ids"], batch["instruction_mask"], tokens[:, :-1],
                                batch["frame_mask"][:, :-1], tokens[:, -1])
             generated = greedy_text(model, model.reasoner.prefix(h[:, -cfg.n_query:]), tokenizer, max_tokens)
