@@ -362,14 +362,16 @@ class DSDrive(nn.Module):
         """Training step on a batch of clips; returns the joint loss and its parts.
 
         batch: images (B, HIST, NCAM, 3, H, W) oldest first, frame_mask (B, HIST) (last always true),
-        instruction_ids/mask (B, L), speed (B, 1), history_speed (B, HIST-1) (each earlier frame's own), waypoints (B, K, 2), end (B,) long,
-        reasoning_ids (B, T) starting with bos, padded with pad_id.
+        instruction_ids/mask (B, L), speed (B, 1), history_speed (B, HIST-1) (each earlier frame's own),
+        waypoints (B, K, 2), end (B,) long, reasoning_ids (B, T) starting with bos, padded with pad_id.
         """
         cfg = self.cfg
         ids, imask = batch["instruction_ids"], batch["instruction_mask"]
         tokens = self.clip_tokens(batch)
         h = self.backbone(ids, imask, tokens[:, :-1], batch["frame_mask"][:, :-1], tokens[:, -1])
         out = self.heads(h[:, -1], batch["speed"])
+        if cfg.lambda_reasoning > 0:  # what plan() hands the reasoner (the reasoning loss, open-loop text)
+            out["reasoner_kv"] = self.reasoner.prefix(h[:, -cfg.n_query:])
         w = cfg.waypoint_lateral_weight  # the L1s: a weighted mean of x and y (w = 1: plain L1)
         err = (out["waypoints"] - batch["waypoints"]).abs()
         out["loss_waypoints"] = err.mean()  # the plain timed-waypoint L1, logged in both layouts
@@ -388,7 +390,7 @@ class DSDrive(nn.Module):
         loss = cfg.lambda_waypoints * loss_geo + cfg.lambda_end * out["loss_end"]
         if cfg.lambda_reasoning > 0 and "reasoning_ids" in batch:
             r = batch["reasoning_ids"]
-            logits, _ = self.reasoner.step(r[:, :-1], self.reasoner.prefix(h[:, -cfg.n_query:]))
+            logits, _ = self.reasoner.step(r[:, :-1], out["reasoner_kv"])
             # summed over real tokens: a batch without any teacher text (LMDrive data) adds 0, not NaN
             target = r[:, 1:].flatten()
             loss_r = F.cross_entropy(logits.flatten(0, 1), target, ignore_index=cfg.pad_id, reduction="sum")

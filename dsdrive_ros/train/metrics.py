@@ -86,11 +86,8 @@ def evaluate(model: DSDrive, dataset: ClipDataset, tokenizer: DSDriveTokenizer, 
             tok_ok += int(((out["reasoning_logits"].argmax(-1) == target) & valid).sum())
             tok_n += int(valid.sum())
         if cfg.lambda_reasoning > 0 and len(texts) < text_frames:
-            # the plan exactly as the runtime computes it, history tokens included
-            tokens = model.clip_tokens(batch)
-            h = model.backbone(batch["instruction_ids"], batch["instruction_mask"], tokens[:, :-1],
-                               batch["frame_mask"][:, :-1], tokens[:, -1])
-            generated = greedy_text(model, model.reasoner.prefix(h[:, -cfg.n_query:]), tokenizer, max_tokens)
+            # forward's prefix is the runtime's: the same history tokens (clip_tokens)
+            generated = greedy_text(model, out["reasoner_kv"], tokenizer, max_tokens)
             for text, wp, speed in zip(generated, out["waypoints"].cpu().numpy(), batch["speed"][:, 0].tolist()):
                 said = action_from_text(text)
                 stated += said is not None
