@@ -18,14 +18,16 @@ import os
 from pathlib import Path
 
 from dsdrive_ros.data.dagger import ModelPolicy
-from dsdrive_ros.eval.cli import _model_spec, _rig_for, route_seeds
+from dsdrive_ros.eval.cli import route_seeds
+from dsdrive_ros.sim.cameras import rig_for
 from dsdrive_ros.sim.episode import Episode, EpisodeConfig
 
 LEFT_M = 2.0
 
 
 def progress(model_dir: Path, town: str, seeds: list[int], steps: int) -> list[float]:
-    agent, rig = ModelPolicy(model_dir), _rig_for(_model_spec(model_dir))
+    agent = ModelPolicy(model_dir)
+    rig = rig_for(agent.spec.cameras, agent.spec.image["width"], agent.spec.image["height"])
     out = []
     for seed in seeds:
         ep = Episode(seed=seed, agent=agent, config=EpisodeConfig(), cameras=rig, town=town, max_steps=steps)

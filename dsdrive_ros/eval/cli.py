@@ -121,14 +121,12 @@ def _model_spec(model_dir: Path) -> dict:
 
 
 def _rig_for(spec: dict):
-    from ..sim.cameras import CameraRig, default_cameras
+    from ..sim.cameras import rig_for
 
-    by_name = {c.name: c for c in default_cameras(width=spec["width"], height=spec["height"], focus=True)}
-    missing = [c for c in spec["cameras"] if c not in by_name]
-    if missing:
-        raise SystemExit(f"dsdrive-eval: the simulator has no camera named {missing} "
-                         f"(it renders {sorted(by_name)})")
-    return CameraRig([by_name[c] for c in spec["cameras"]])
+    try:
+        return rig_for(spec["cameras"], spec["width"], spec["height"])
+    except ValueError as e:
+        raise SystemExit(f"dsdrive-eval: {e}") from None
 
 
 def _pct(values: list[float], q: float) -> Optional[float]:

@@ -106,3 +106,13 @@ class CameraRig:
         p_wc = R_wb @ T[:3, 3] + np.array([x, y, 0.0])
         R = R_wc.T
         return R, -R @ p_wc
+
+
+def rig_for(cameras: list[str], width: int, height: int) -> CameraRig:
+    """The rig a model reads: its cameras, in its order, at its input size (ValueError for a camera
+    the simulator cannot render)."""
+    by_name = {c.name: c for c in default_cameras(width=width, height=height, focus=True)}
+    missing = [c for c in cameras if c not in by_name]
+    if missing:
+        raise ValueError(f"the simulator has no camera named {missing} (it renders {sorted(by_name)})")
+    return CameraRig([by_name[c] for c in cameras])

@@ -105,9 +105,12 @@ class ClipDataset(Dataset):
         speeds = np.zeros(hist, np.float32)  # each frame's own speed, as the runtime encoded it
         for h in range(hist):
             j = i - (hist - 1 - h)
+            if j < 0:
+                continue
+            past = ep.record(j)
             # LMDrive clears its frame buffer when the instruction changes: train the same way
-            if j >= 0 and (j == i or ep.record(j)["instruction_id"] == rec["instruction_id"]):
-                images[h], mask[h], speeds[h] = self._images(ep, j), True, ep.record(j)["speed"]
+            if past["instruction_id"] == rec["instruction_id"]:
+                images[h], mask[h], speeds[h] = self._images(ep, j), True, past["speed"]
         if self.augment is not None:
             images = self.augment(images, self._mean, self._std, self._process_rng())
         ids, imask = self.tokenizer.encode_instruction(rec["instruction"], cfg.max_instruction_tokens)
