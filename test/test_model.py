@@ -114,6 +114,23 @@ def test_training_sees_the_history_the_runtime_builds():
     torch.testing.assert_close(model(batch)["waypoints"], out["waypoints"], rtol=1e-4, atol=1e-4)
 
 
+def test_history_without_gradients_plans_the_same_and_trains_only_through_the_current_frame():
+    """history_grad=False (the CPU recipe): the same loss, but the earlier frames enter as the ring
+    holds them, constants; only the current frame's pixels reach the encoder's gradient."""
+    cfg = preset("tiny", image_height=64, image_width=96, history_frames=3)
+    model = init_weights(DSDrive(cfg)).eval()
+    batch = training_batch(cfg, 2)
+    grads = {}
+    for flag in (True, False):
+        images = batch["images"].clone().requires_grad_(True)
+        out = model({**batch, "images": images}, history_grad=flag)
+        out["loss"].backward()
+        grads[flag] = (out["loss"].detach(), images.grad.abs().flatten(2).sum(-1))  # (B, HIST)
+    torch.testing.assert_close(grads[True][0], grads[False][0])
+    assert (grads[True][1] > 0).all()
+    assert (grads[False][1][:, :-1] == 0).all() and (grads[False][1][:, -1] > 0).all()
+
+
 def test_joint_loss_parts():
     cfg = preset("tiny", image_height=64, image_width=96, history_frames=2)
     model = init_weights(DSDrive(cfg))

@@ -346,19 +346,29 @@ class DSDrive(nn.Module):
         cap[-1] = 1e6  # the last segment extends the path
         return torch.minimum(frac, cap) @ seg
 
-    def clip_tokens(self, batch: dict[str, torch.Tensor]) -> torch.Tensor:
-        """Every frame of a clip through the vision encoder + Q-Former in one batched pass: (B, HIST,
-        NQ, D). Each earlier frame is encoded at its own speed (`history_speed`, (B, HIST-1)), as the
-        runtime's history ring holds it; encoding them at the current speed taught the model that
-        history tokens encoded at 0 m/s mean "stand", which stopped every start from rest at run time."""
+    def clip_tokens(self, batch: dict[str, torch.Tensor], history_grad: bool = True) -> torch.Tensor:
+        """Every frame of a clip through the vision encoder + Q-Former: (B, HIST, NQ, D). Each earlier
+        frame is encoded at its own speed (`history_speed`, (B, HIST-1)), as the runtime's history ring
+        holds it; encoding them at the current speed taught the model that history tokens encoded at
+        0 m/s mean "stand", which stopped every start from rest at run time.
+
+        history_grad=False encodes the earlier frames without a graph, as the ring holds them: tokens
+        computed once, never revised. The shared encoder still learns from every current frame, and a
+        CPU training step costs about half (the backward pass through HIST-1 of HIST frames is gone)."""
         images, ids, imask = batch["images"], batch["instruction_ids"], batch["instruction_mask"]
         b, hist = images.shape[:2]
         speeds = torch.cat([batch["history_speed"], batch["speed"]], dim=1)  # (B, HIST), oldest first
-        tokens = self.encode_frame(images.flatten(0, 1), ids.repeat_interleave(hist, 0),
-                                   imask.repeat_interleave(hist, 0), speeds.reshape(b * hist, 1))
-        return tokens.view(b, hist, self.cfg.n_query, self.cfg.dim)
+        if history_grad or hist == 1:
+            tokens = self.encode_frame(images.flatten(0, 1), ids.repeat_interleave(hist, 0),
+                                       imask.repeat_interleave(hist, 0), speeds.reshape(b * hist, 1))
+            return tokens.view(b, hist, self.cfg.n_query, self.cfg.dim)
+        with torch.no_grad():
+            past = self.encode_frame(images[:, :-1].flatten(0, 1), ids.repeat_interleave(hist - 1, 0),
+                                     imask.repeat_interleave(hist - 1, 0), speeds[:, :-1].reshape(-1, 1))
+        current = self.encode_frame(images[:, -1], ids, imask, speeds[:, -1:])
+        return torch.cat([past.view(b, hist - 1, self.cfg.n_query, self.cfg.dim), current[:, None]], dim=1)
 
-    def forward(self, batch: dict[str, torch.Tensor]) -> dict[str, torch.Tensor]:
+    def forward(self, batch: dict[str, torch.Tensor], history_grad: bool = True) -> dict[str, torch.Tensor]:
         """Training step on a batch of clips; returns the joint loss and its parts.
 
         batch: images (B, HIST, NCAM, 3, H, W) oldest first, frame_mask (B, HIST) (last always true),
@@ -367,7 +377,7 @@ class DSDrive(nn.Module):
         """
         cfg = self.cfg
         ids, imask = batch["instruction_ids"], batch["instruction_mask"]
-        tokens = self.clip_tokens(batch)
+        tokens = self.clip_tokens(batch, history_grad)
         h = self.backbone(ids, imask, tokens[:, :-1], batch["frame_mask"][:, :-1], tokens[:, -1])
         out = self.heads(h[:, -1], batch["speed"])
         if cfg.lambda_reasoning > 0:  # what plan() hands the reasoner (the reasoning loss, open-loop text)

@@ -79,6 +79,9 @@ class TrainConfig:
     # The share of samples seen without their earlier frames (as after a history reset), so that
     # "no history" (the start of every drive) is no cue for "drive off" either.
     history_dropout: float = 0.0
+    # False: earlier frames are encoded without gradients, as the runtime's ring holds them (half the
+    # CPU step time; the encoder still learns from each clip's current frame). See DSDrive.clip_tokens.
+    history_grad: bool = True
     # Image augmentation (train/augment.py): camera jitter up to this many pixels, exposure gain
     # 1 +- this (training clips only; validation sees the images as recorded).
     camera_shift_px: int = 0
@@ -322,7 +325,7 @@ def train(c: TrainConfig) -> Path:
             batch = {k: v.to(device) for k, v in batch.items() if k != "action"}
             batch["speed"] = drop_speed(batch["speed"], c.speed_dropout)
             batch["frame_mask"] = drop_history(batch["frame_mask"], c.history_dropout)
-            o = ddp(batch)
+            o = ddp(batch, history_grad=c.history_grad)
             opt.zero_grad(set_to_none=True)
             o["loss"].backward()
             torch.nn.utils.clip_grad_norm_(model.parameters(), c.grad_clip)
