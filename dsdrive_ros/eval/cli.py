@@ -46,13 +46,16 @@ import sys
 import time
 from dataclasses import asdict
 from pathlib import Path
-from typing import Any, Optional, Sequence
+from typing import TYPE_CHECKING, Any, Optional, Sequence
 
 import numpy as np
 
 from .diagnose import ShadowExpert, diagnose_route
 from .diagnose import aggregate as diagnosis_aggregate
 from .report import collisions_ego_standing, jsonable, plot_route, write_summary
+
+if TYPE_CHECKING:
+    from ..runners.spec import ModelSpec
 
 __all__ = ["main", "build_parser", "run_eval", "route_seeds", "AGENTS"]
 
@@ -113,18 +116,20 @@ def route_seeds(seed: int, n: int) -> list[int]:
     return [int(seed) * 1000 + i for i in range(int(n))]
 
 
-def _model_spec(model_dir: Path) -> dict:
-    cfg = json.loads((Path(model_dir) / "config.json").read_text())
-    return {"cameras": list(cfg["cameras"]), "height": int(cfg["image"]["height"]),
-            "width": int(cfg["image"]["width"]), "dt": float(cfg["waypoints"]["dt_s"]),
-            "count": int(cfg["waypoints"]["count"]), "frame_id": cfg["waypoints"].get("frame_id")}
+def _model_spec(model_dir: Path) -> "ModelSpec":
+    from ..runners.spec import ModelSpec, ModelSpecError
+
+    try:
+        return ModelSpec.load(model_dir)
+    except ModelSpecError as e:
+        raise SystemExit(f"dsdrive-eval: {e}") from None
 
 
-def _rig_for(spec: dict):
+def _rig_for(spec: "ModelSpec"):
     from ..sim.cameras import rig_for
 
     try:
-        return rig_for(spec["cameras"], spec["width"], spec["height"])
+        return rig_for(spec.cameras, spec.image["width"], spec.image["height"])
     except ValueError as e:
         raise SystemExit(f"dsdrive-eval: {e}") from None
 
@@ -137,7 +142,7 @@ def _pct(values: list[float], q: float) -> Optional[float]:
 # Runs
 
 
-def _make_agent(args, spec: Optional[dict], node_proc):
+def _make_agent(args, spec: Optional["ModelSpec"], node_proc):
     from ..policies.waypoint_policies import ConstantVelocityPolicy, ExpertPlanPolicy
     from ..sim.episode import EpisodeConfig
 
@@ -145,7 +150,7 @@ def _make_agent(args, spec: Optional[dict], node_proc):
     if args.agent == "model":
         from .closed_loop import RosBridgePolicy
 
-        return RosBridgePolicy(spec["cameras"], spec["dt"], spec["count"], transport=args.transport,
+        return RosBridgePolicy(spec.cameras, spec.waypoint_dt, spec.waypoint_count, transport=args.transport,
                               plan_timeout=args.plan_timeout, startup_timeout=args.startup_timeout,
                               node=node_proc)
     if args.agent == "model-inprocess":
@@ -264,7 +269,7 @@ def run_eval(args) -> dict:
                       "qos.reliability:=reliable", f"backend:={args.backend}",
                       f"precision:={args.precision}",
                       f"reasoning.enabled:={'true' if args.reasoning else 'false'}",
-                      f"cameras:=[{','.join(spec['cameras'])}]"]
+                      f"cameras:=[{','.join(spec.cameras)}]"]
             params += list(args.param)
             node_proc = NodeProcess(args.model_dir, out, params,
                                     args.params_file.resolve() if args.params_file else None)
@@ -311,8 +316,8 @@ def run_eval(args) -> dict:
               "net": str(args.net) if args.net else None, "routes": args.routes, "seed": args.seed,
               "route_seeds": seeds, "max_steps": args.max_steps, "sim_hz": args.sim_hz,
               "model_hz": args.model_hz,
-              "waypoint_dt": spec["dt"] if (spec and args.agent in MODEL_AGENTS) else ep_defaults.waypoint_dt,
-              "waypoint_count": spec["count"] if (spec and args.agent in MODEL_AGENTS) else ep_defaults.waypoints,
+              "waypoint_dt": spec.waypoint_dt if (spec and args.agent in MODEL_AGENTS) else ep_defaults.waypoint_dt,
+              "waypoint_count": spec.waypoint_count if (spec and args.agent in MODEL_AGENTS) else ep_defaults.waypoints,
               "model_dir": str(args.model_dir.resolve()) if args.model_dir else None,
               "transport": args.transport, "plan_timeout": args.plan_timeout,
               "backend": args.backend, "precision": args.precision, "reasoning": args.reasoning,
