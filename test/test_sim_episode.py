@@ -87,6 +87,28 @@ def test_expert_route_end_flags_and_score(cache):
     assert "go" in actions and "stop" in actions | {"stop"}
 
 
+def test_an_ego_that_stands_is_never_teleported(cache):
+    """SUMO teleports a vehicle that waited --time-to-teleport (60 s); for the ego that meant a removal,
+    a re-insertion on top of the car queued behind and a collision the agent never caused."""
+    from dsdrive_ros.policies.waypoint_policies import ConstantVelocityPolicy
+
+    class Stand(ConstantVelocityPolicy):
+        def plan(self, state, images):
+            return np.zeros((self.count, 2))
+
+    ep = Episode(town="grid3", seed=5, cache=cache, agent=Stand(),
+                 config=EpisodeConfig(render=False, max_time_s=75.0))
+    try:
+        for _ in ep.run():
+            pass
+        r = ep.result()
+    finally:
+        ep.close()
+    assert r["time_s"] > 70.0 and r["progress_m"] < 1.0
+    assert r["ego_reinserted"] == 0
+    assert not [i for i in r["infraction_list"] if i["kind"].startswith("collision")]
+
+
 def test_ego_reinsertion_takes_a_fresh_route_id(cache):
     """SUMO may drop the ego (teleport); re-inserting it must not reuse a route id that exists."""
     import random

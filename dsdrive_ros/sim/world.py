@@ -65,6 +65,9 @@ class WorldFiles:
         return dict(self.__dict__)
 
 
+# The ego never teleports (timeToTeleport -1; everyone else: --time-to-teleport 60). SUMO counted an
+# ego that stood 60 s as stuck and removed it; Episode re-inserted it on top of the car queued behind,
+# which scored as a rear-end collision at 60 s, 120 s, ... of standing (not a thing the agent did).
 _VTYPES = """<additional>
     <vType id="car" vClass="passenger" length="4.5" width="1.8" height="1.5" accel="2.6" decel="4.5"
            emergencyDecel="9" sigma="0.3" speedFactor="normc(1,0.1,0.8,1.2)" guiShape="passenger"/>
@@ -80,7 +83,7 @@ _VTYPES = """<additional>
     <vType id="walker" vClass="pedestrian" length="0.4" width="0.6" height="1.75" speed="1.3"
            speedFactor="normc(1,0.15,0.6,1.4)"/>
     <vType id="ego" vClass="passenger" length="4.6" width="1.9" height="1.6" accel="3.0" decel="6.0"
-           emergencyDecel="9" sigma="0" color="0,0,255"/>
+           emergencyDecel="9" sigma="0" color="0,0,255" timeToTeleport="-1"/>
 </additional>
 """
 
