@@ -358,15 +358,19 @@ class DSDrive(nn.Module):
         images, ids, imask = batch["images"], batch["instruction_ids"], batch["instruction_mask"]
         b, hist = images.shape[:2]
         speeds = torch.cat([batch["history_speed"], batch["speed"]], dim=1)  # (B, HIST), oldest first
+
+        def encode(frames: slice) -> torch.Tensor:  # (B, n, NQ, D) for the clip's frames[frames]
+            x, v = images[:, frames], speeds[:, frames]
+            n = x.shape[1]
+            t = self.encode_frame(x.flatten(0, 1), ids.repeat_interleave(n, 0), imask.repeat_interleave(n, 0),
+                                  v.reshape(b * n, 1))
+            return t.view(b, n, self.cfg.n_query, self.cfg.dim)
+
         if history_grad or hist == 1:
-            tokens = self.encode_frame(images.flatten(0, 1), ids.repeat_interleave(hist, 0),
-                                       imask.repeat_interleave(hist, 0), speeds.reshape(b * hist, 1))
-            return tokens.view(b, hist, self.cfg.n_query, self.cfg.dim)
+            return encode(slice(None))
         with torch.no_grad():
-            past = self.encode_frame(images[:, :-1].flatten(0, 1), ids.repeat_interleave(hist - 1, 0),
-                                     imask.repeat_interleave(hist - 1, 0), speeds[:, :-1].reshape(-1, 1))
-        current = self.encode_frame(images[:, -1], ids, imask, speeds[:, -1:])
-        return torch.cat([past.view(b, hist - 1, self.cfg.n_query, self.cfg.dim), current[:, None]], dim=1)
+            past = encode(slice(None, -1))
+        return torch.cat([past, encode(slice(-1, None))], dim=1)
 
     def forward(self, batch: dict[str, torch.Tensor], history_grad: bool = True) -> dict[str, torch.Tensor]:
         """Training step on a batch of clips; returns the joint loss and its parts.
