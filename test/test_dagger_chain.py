@@ -7,7 +7,7 @@ import yaml
 
 from dsdrive_ros.data.dataset import DatasetReader
 from dsdrive_ros.train import dagger_chain as dc
-from dsdrive_ros.train.dagger_chain import ChainConfig, last_done, main, round_datasets
+from dsdrive_ros.train.dagger_chain import ChainConfig, jobs, last_done, main, round_datasets
 
 
 def _chain(tmp_path: Path, start: Path, **over) -> Path:
@@ -28,6 +28,14 @@ def test_round_datasets_aggregate_the_latest_rounds(tmp_path):
     prefix = str(tmp_path / "data" / "c")
     assert round_datasets(c, ["base"], 1) == ["base", f"{prefix}-round1-0", f"{prefix}-round1-1"]
     assert round_datasets(c, ["base"], 3) == ["base", *(f"{prefix}-round{k}-{j}" for k in (2, 3) for j in (0, 1))]
+
+
+def test_the_jobs_drive_the_towns_in_turn_not_each_the_first_ones(tmp_path):
+    towns = [f"t{i}" for i in range(5)]
+    c = ChainConfig.from_file(_chain(tmp_path, tmp_path, jobs=2, episodes=5, towns=towns))
+    driven = [job.towns[i % len(job.towns)] for job in jobs(c) for i in range(job.episodes)]
+    assert [job.episodes for job in jobs(c)] == [3, 2]
+    assert driven == towns  # one collection of 5 episodes would drive the same towns
 
 
 @pytest.mark.parametrize("bad", [{"rounds": 0}, {"episodes": 1, "jobs": 2}, {"typo": 1}])

@@ -24,6 +24,7 @@ import subprocess
 import sys
 from dataclasses import dataclass, field
 from pathlib import Path
+from typing import NamedTuple
 
 log = logging.getLogger(__name__)
 
@@ -87,6 +88,24 @@ def export(checkpoint: Path, out: Path) -> None:
         raise RuntimeError(f"export of {checkpoint} failed")
 
 
+class CollectionJob(NamedTuple):
+    towns: list[str]  # the job's episode i drives towns[i % len(towns)] (data.build_dataset.episode_plan)
+    episodes: int
+
+
+def jobs(c: ChainConfig) -> list[CollectionJob]:
+    """The round's episodes split over the jobs, each job's town list rotated to start where the
+    previous job's episodes ended: together the jobs drive the towns in turn, as one collection
+    would, rather than each driving the first towns of the list."""
+    out, first = [], 0
+    for j in range(c.jobs):
+        n = c.episodes // c.jobs + (j < c.episodes % c.jobs)
+        r = first % len(c.towns)
+        out.append(CollectionJob(c.towns[r:] + c.towns[:r], n))
+        first += n
+    return out
+
+
 def collect(c: ChainConfig, k: int) -> None:
     """Round k's collections, driven by round k-1's model, side by side."""
     driver = model_dir(c, k - 1)
@@ -94,11 +113,10 @@ def collect(c: ChainConfig, k: int) -> None:
         raise FileNotFoundError(f"round {k} is driven by {driver}, which holds no model.safetensors")
     if not (driver / "planner.onnx").exists():  # copied weights only
         export(driver, driver)
-    share = [c.episodes // c.jobs + (j < c.episodes % c.jobs) for j in range(c.jobs)]
     procs = []
-    for j, (path, n) in enumerate(zip(collections(c, k), share)):
+    for j, (path, job) in enumerate(zip(collections(c, k), jobs(c))):
         cmd = [sys.executable, "-m", "dsdrive_ros.data.dagger", "--model-dir", str(driver),
-               "--out", str(path), "--towns", ",".join(c.towns), "--episodes", str(n),
+               "--out", str(path), "--towns", ",".join(job.towns), "--episodes", str(job.episodes),
                "--steps", str(c.steps), "--seed", str(c.seed + 100 * k + j), *c.collect_args]
         log.info("$ %s", " ".join(cmd))
         procs.append(subprocess.Popen(cmd))
