@@ -13,7 +13,8 @@ from rosbags.rosbag2 import Reader
 from dsdrive_ros.data.bag_export import (DEFAULT_START_NS, JPEG_FORMAT, TOPIC_GT_PATH, TOPIC_GT_REASONING,
                                         TOPIC_INSTRUCTION, TOPIC_ODOM, bag_topics, camera_topic, export_bag,
                                         iter_messages, read_ground_truth, read_ground_truth_reasoning, stamp_ns)
-from dsdrive_ros.data.dataset import DatasetReader, DatasetWriter, decode_jpeg
+from dsdrive_ros.data.dataset import DatasetReader, DatasetWriter
+from dsdrive_ros.frames.image_codec import decode_compressed
 from dsdrive_ros.sim.scene import SceneState
 from dsdrive_ros.data.teacher import ScriptedTeacher
 
@@ -76,11 +77,10 @@ def test_export_dataset_episode_round_trip(tmp_path):
         assert m.header.frame_id == "camera_front" and m.format == JPEG_FORMAT
         assert bytes(m.data) == (tmp_path / "ds" / "ep" / "front" / f"{i:06d}.jpg").read_bytes()
     # the node's own decoder reads them (format string included)
-    from dsdrive_ros.frames.image_codec import decode_compressed
     m0 = front[0][1]
-    np.testing.assert_array_equal(decode_compressed(m0.format, m0.data), decode_jpeg(bytes(m0.data)))
+    np.testing.assert_array_equal(decode_compressed(m0.format, m0.data), decode_compressed("jpeg", bytes(m0.data)))
     rear5 = next(m for k, (_, _, m) in enumerate(iter_messages(bag, [camera_topic("rear")])) if k == 5)
-    assert np.abs(decode_jpeg(bytes(rear5.data)).astype(int) - img(5 * 4 + 3).astype(int)).mean() < 3
+    assert np.abs(decode_compressed("jpeg", bytes(rear5.data)).astype(int) - img(5 * 4 + 3).astype(int)).mean() < 3
 
     # ground truth by stamp
     gt = read_ground_truth(bag)
@@ -129,7 +129,7 @@ def test_export_from_scene_states_with_teacher(tmp_path):
     texts = list(read_ground_truth_reasoning(bag).values())
     assert len(texts) == 6 and all(t.startswith("Scene:") for t in texts)
     m = next(m for _, _, m in iter_messages(bag, [camera_topic("left")]))
-    assert decode_jpeg(bytes(m.data)).shape == (40, 64, 3)
+    assert decode_compressed("jpeg", bytes(m.data)).shape == (40, 64, 3)
 
     # time must increase
     with pytest.raises(ValueError, match="does not increase"):

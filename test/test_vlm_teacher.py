@@ -11,7 +11,7 @@ from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 import numpy as np
 import pytest
 
-from dsdrive_ros.data.dataset import decode_jpeg
+from dsdrive_ros.frames.image_codec import decode_compressed
 from dsdrive_ros.sim.scene import SceneState, TrafficLightAhead
 from dsdrive_ros.data.actions import action_from_text
 from dsdrive_ros.data.vlm_teacher import SYSTEM_PROMPT, VLMError, VLMTeacher, normalize_answer
@@ -134,7 +134,7 @@ def check_first_request(body, imgs):
         assert parts[i - 1] == {"type": "text", "text": f"{cam} camera:"}
         url = ip["image_url"]["url"]
         assert url.startswith("data:image/jpeg;base64,")
-        img = decode_jpeg(base64.b64decode(url.split(",", 1)[1]))
+        img = decode_compressed("jpeg", base64.b64decode(url.split(",", 1)[1]))
         assert img.shape == imgs[cam].shape
         assert np.abs(img[16:].astype(int) - imgs[cam][16:].astype(int)).mean() < 4
 

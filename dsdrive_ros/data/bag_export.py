@@ -32,7 +32,8 @@ from rosbags.rosbag2 import Reader, StoragePlugin, Writer
 from rosbags.typesys import Stores, get_typestore
 from transforms3d.euler import euler2quat
 
-from dsdrive_ros.data.dataset import EpisodeData, encode_jpeg
+from dsdrive_ros.data.dataset import EpisodeData
+from dsdrive_ros.frames.image_codec import encode_compressed
 from dsdrive_ros.sim.scene import SceneState
 
 STORE = Stores.ROS2_KILTED
@@ -226,7 +227,7 @@ def export_bag(
                 if cam not in fr.images:
                     raise ValueError(f"frame {n} lacks camera {cam}")
                 img = fr.images[cam]
-                data = bytes(img) if isinstance(img, (bytes, bytearray, memoryview)) else encode_jpeg(np.asarray(img), jpeg_quality)
+                data = bytes(img) if isinstance(img, (bytes, bytearray, memoryview)) else encode_compressed(np.asarray(img), "jpeg", jpeg_quality)
                 write(camera_topic(cam), T_COMPRESSED, ns, m.Compressed(
                     header=m.header(ns, f"camera_{cam}"), format=JPEG_FORMAT, data=np.frombuffer(data, dtype=np.uint8)))
             # instruction: first frame, on change, and periodically

@@ -38,9 +38,9 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Iterator, Mapping, Sequence
 
-import cv2
 import numpy as np
 
+from dsdrive_ros.frames.image_codec import decode_compressed, encode_compressed
 from dsdrive_ros.sim.scene import SceneState
 from dsdrive_ros.data.actions import ACTIONS
 
@@ -48,30 +48,6 @@ FORMAT = "dsdrive-dataset/1"
 RECORD_KEYS = ("t", "pose", "speed", "instruction", "instruction_id", "end", "waypoints", "action", "teacher")
 PARTIAL_DIR = ".partial"
 INDEX_FILE = "index.jsonl"
-
-
-# --------------------------------------------------------------------------------------------
-# JPEG helpers (RGB in, RGB out)
-# --------------------------------------------------------------------------------------------
-
-def encode_jpeg(rgb: np.ndarray, quality: int = 90) -> bytes:
-    """RGB uint8 (H, W, 3) -> JPEG bytes."""
-    arr = np.asarray(rgb)
-    if arr.dtype != np.uint8 or arr.ndim != 3 or arr.shape[2] != 3:
-        raise ValueError(f"expected an RGB uint8 image (H, W, 3), got {arr.dtype} {arr.shape}")
-    ok, buf = cv2.imencode(".jpg", cv2.cvtColor(arr, cv2.COLOR_RGB2BGR), [cv2.IMWRITE_JPEG_QUALITY, int(quality)])
-    if not ok:
-        raise RuntimeError("JPEG encoding failed")
-    return buf.tobytes()
-
-
-def decode_jpeg(data: bytes | np.ndarray) -> np.ndarray:
-    """JPEG (or PNG) bytes -> RGB uint8 (H, W, 3)."""
-    buf = np.frombuffer(data, dtype=np.uint8) if isinstance(data, (bytes, bytearray, memoryview)) else data
-    bgr = cv2.imdecode(buf, cv2.IMREAD_COLOR)
-    if bgr is None:
-        raise ValueError("could not decode image bytes")
-    return cv2.cvtColor(bgr, cv2.COLOR_BGR2RGB)
 
 
 # --------------------------------------------------------------------------------------------
@@ -204,7 +180,7 @@ class EpisodeWriter:
                 shape = self._shapes.setdefault(cam, arr.shape)
                 if arr.shape != shape:
                     raise ValueError(f"camera {cam}: frame {idx} shape {arr.shape} != {shape}")
-                data = encode_jpeg(arr, self.dataset.jpeg_quality)
+                data = encode_compressed(arr, "jpeg", self.dataset.jpeg_quality)
             cam_dir = self.dir / cam
             cam_dir.mkdir(exist_ok=True)
             (cam_dir / f"{idx:06d}.jpg").write_bytes(data)
@@ -338,7 +314,7 @@ class EpisodeData:
     def frame(self, i: int, decode: bool = True) -> Frame:
         rec = self.record(i)
         jpeg = {cam: (self.dir / cam / f"{i:06d}.jpg").read_bytes() for cam in self.cameras}
-        images = {cam: decode_jpeg(b) for cam, b in jpeg.items()} if decode else {}
+        images = {cam: decode_compressed("jpeg", b) for cam, b in jpeg.items()} if decode else {}
         return Frame(self.name, i, rec, images, jpeg)
 
     def frames(self, decode: bool = True) -> Iterator[Frame]:

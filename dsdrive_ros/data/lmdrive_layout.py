@@ -43,10 +43,10 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Iterator, Mapping, Sequence
 
-import cv2
 import numpy as np
 
-from dsdrive_ros.data.dataset import Frame, decode_jpeg
+from dsdrive_ros.data.dataset import Frame
+from dsdrive_ros.frames.image_codec import decode_compressed, encode_compressed
 
 CAMERAS = ("front", "left", "right", "rear")
 INSTRUCTION_LIST = "navigation_instruction_list.txt"
@@ -241,16 +241,15 @@ class LMDriveClip:
         fid = self.start + i
         per_cam = self._jpeg(fid)
         if per_cam is None:
-            full = decode_jpeg((self.route_dir / "rgb_full" / f"{fid:04d}.jpg").read_bytes())
+            full = decode_compressed("jpeg", (self.route_dir / "rgb_full" / f"{fid:04d}.jpg").read_bytes())
             images = split_stacked(full, self.ds.stacked_order)
             images = {cam: images[cam] for cam in self.cameras}
             jpeg: dict[str, bytes] = {}
             if not decode:  # callers that want bytes get the crops re-encoded
-                jpeg = {cam: cv2.imencode(".jpg", cv2.cvtColor(img, cv2.COLOR_RGB2BGR))[1].tobytes()
-                        for cam, img in images.items()}
+                jpeg = {cam: encode_compressed(img, "jpeg") for cam, img in images.items()}
                 images = {}
             return Frame(self.name, i, rec, images, jpeg)
-        images = {cam: decode_jpeg(b) for cam, b in per_cam.items()} if decode else {}
+        images = {cam: decode_compressed("jpeg", b) for cam, b in per_cam.items()} if decode else {}
         return Frame(self.name, i, rec, images, per_cam)
 
     def frames(self, decode: bool = True) -> Iterator[Frame]:

@@ -39,7 +39,7 @@ from typing import Any, Mapping, Sequence
 
 import numpy as np
 
-from dsdrive_ros.data.dataset import encode_jpeg
+from dsdrive_ros.frames.image_codec import encode_compressed
 from dsdrive_ros.sim.scene import SceneState
 from dsdrive_ros.data.actions import ACTIONS, action_from_text
 
@@ -70,7 +70,7 @@ class VLMError(RuntimeError):
 
 
 def _data_url(rgb: np.ndarray, quality: int) -> str:
-    return "data:image/jpeg;base64," + base64.b64encode(encode_jpeg(rgb, quality)).decode("ascii")
+    return "data:image/jpeg;base64," + base64.b64encode(encode_compressed(rgb, "jpeg", quality)).decode("ascii")
 
 
 def context_text(state: SceneState, hint_action: bool = True) -> str:
