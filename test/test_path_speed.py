@@ -7,7 +7,7 @@ import torch
 
 from dsdrive_ros.model.config import preset
 from dsdrive_ros.model.dsdrive import DSDrive, init_weights
-from dsdrive_ros.train.data import EpisodeTrack
+from dsdrive_ros.train.data import EpisodeTrack, labelled_by_plans, plan_labels
 from test_model import check_plan_shapes, plan_inputs
 
 
@@ -124,6 +124,23 @@ def test_labels_from_the_future_track():
     assert cfg.speed_bins[lab.speed_class] == 4.0
     lab = track.labels(50, cfg)  # near the end: 3.96 m of track left, only the first checkpoint
     assert lab.path_mask.tolist() == [True, False, False, False]
+
+
+def test_labels_from_a_plan_match_the_track_an_expert_drove_and_not_a_standing_model():
+    cfg = preset("tiny", head_layout="path_speed", path_points=4, path_spacing_m=2.0)
+    ep = _Ep(n=80)
+    track = EpisodeTrack(ep, rate_hz=10.0)
+    for i in (0, 15, 45):  # an expert drive: its plan is its own future (5 points 0.5 s apart)
+        plan = [[ep.recs[i + 5 * k]["pose"]["x"] - ep.recs[i]["pose"]["x"], 0.0] for k in range(1, 6)]
+        by_plan, by_track = plan_labels(plan, cfg), track.labels(i, cfg)
+        assert by_plan.speed_class == by_track.speed_class
+        assert (by_plan.path_mask <= by_track.path_mask).all()  # a 2.5 s plan reaches less far than the track
+        assert np.allclose(by_plan.path[by_plan.path_mask], by_track.path[by_plan.path_mask], atol=1e-5)
+    # DAgger: the model stood (its track goes nowhere) while the expert planned to drive off at 2 m/s²
+    go = plan_labels([[t * t, 0.0] for t in (0.5, 1.0, 1.5, 2.0, 2.5)], cfg)
+    assert cfg.speed_bins[go.speed_class] == 2.0 and go.path_mask.tolist() == [True, True, True, False]
+    ep.meta = {"dagger": {"model": 40, "expert": 20, "takeover": 1}}
+    assert labelled_by_plans(ep) and not labelled_by_plans(_Ep())
 
 
 def test_export_keeps_one_waypoints_output(tmp_path):

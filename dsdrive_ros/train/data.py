@@ -28,9 +28,9 @@ class _Item:
 
 
 class PathSpeedLabels(NamedTuple):
-    path: np.ndarray  # (P, 2) base_link points at 1..P x spacing metres along the ego's future track
-    path_mask: np.ndarray  # (P,) bool: the future track reached that far within the episode
-    speed_class: int  # index of the speed bin nearest to the ego's speed `speed_horizon_s` ahead
+    path: np.ndarray  # (P, 2) base_link points at 1..P x spacing metres along the future track (or plan)
+    path_mask: np.ndarray  # (P,) bool: the track (plan) reaches that far
+    speed_class: int  # index of the speed bin nearest to the speed `speed_horizon_s` ahead
 
 
 class EpisodeTrack:
@@ -58,6 +58,26 @@ class EpisodeTrack:
         return PathSpeedLabels(path, d <= ahead[-1], int(np.argmin(np.abs(bins - self.speed[j]))))
 
 
+def plan_labels(waypoints, cfg: DSDriveConfig) -> PathSpeedLabels:
+    """Path and speed labels from a timed plan (K, 2) in base_link, 1..K x waypoint_dt ahead: the
+    checkpoints along the plan's polyline from the ego (masked past its end), and the plan's speed
+    over the waypoint step centred `speed_horizon_s` ahead."""
+    pts = np.vstack([np.zeros((1, 2)), np.asarray(waypoints, np.float64).reshape(-1, 2)])
+    s = np.concatenate([[0.0], np.cumsum(np.linalg.norm(np.diff(pts, axis=0), axis=1))])
+    d = np.arange(1, cfg.path_points + 1) * cfg.path_spacing_m
+    path = np.stack([np.interp(d, s, pts[:, 0]), np.interp(d, s, pts[:, 1])], axis=1).astype(np.float32)
+    t, half = np.arange(len(pts)) * cfg.waypoint_dt, cfg.waypoint_dt / 2
+    v = (np.interp(cfg.speed_horizon_s + half, t, s) - np.interp(cfg.speed_horizon_s - half, t, s)) / cfg.waypoint_dt
+    return PathSpeedLabels(path, d <= s[-1], int(np.argmin(np.abs(np.asarray(cfg.speed_bins) - v))))
+
+
+def labelled_by_plans(ep) -> bool:
+    """DAgger drives (data.dagger): each frame's waypoints are the expert's plan from that state, while
+    the drive's own future is mostly the model's (standing where the expert would go). Their path and
+    speed labels come from the plan; every other episode's from its future track."""
+    return "dagger" in (getattr(ep, "meta", None) or {})
+
+
 def preprocessor_for(cfg: DSDriveConfig) -> Preprocessor:
     """The runtime's preprocessing, from the same fields export writes into config.json."""
     return Preprocessor(cfg.cameras, cfg.image_height, cfg.image_width, cfg.image_mean, cfg.image_std, 255.0)
@@ -75,7 +95,8 @@ class ClipDataset(Dataset):
         self.pre = preprocessor_for(cfg)
         self.tracks: dict[int, EpisodeTrack] = {}
         if cfg.head_layout == "path_speed":
-            self.tracks = {id(ep): EpisodeTrack(ep, getattr(ep, "rate_hz", None) or 10.0) for ep in episodes}
+            self.tracks = {id(ep): EpisodeTrack(ep, getattr(ep, "rate_hz", None) or 10.0) for ep in episodes
+                           if not labelled_by_plans(ep)}
 
     def __len__(self) -> int:
         return len(self.items)
@@ -129,8 +150,9 @@ class ClipDataset(Dataset):
             "reasoning_ids": torch.tensor(reasoning, dtype=torch.long),
             "action": rec.get("action", ""),
         }
-        if self.tracks:
-            lab = self.tracks[id(ep)].labels(i, cfg)
+        if cfg.head_layout == "path_speed":
+            track = self.tracks.get(id(ep))
+            lab = track.labels(i, cfg) if track is not None else plan_labels(rec["waypoints"], cfg)
             out.update(path=torch.from_numpy(lab.path), path_mask=torch.from_numpy(lab.path_mask),
                        speed_class=torch.tensor(lab.speed_class, dtype=torch.long))
         return out
