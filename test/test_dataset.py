@@ -8,6 +8,7 @@ import numpy as np
 import pytest
 
 from dsdrive_ros.data.dataset import PARTIAL_DIR, DatasetReader, DatasetWriter, record_from_state
+from dsdrive_ros.frames.image_codec import decode_compressed, encode_compressed
 from dsdrive_ros.data.build_dataset import episode_plan, generate
 from dsdrive_ros.sim.scene import SceneState, TrafficLightAhead
 from dsdrive_ros.data.actions import action_from_text
@@ -170,6 +171,10 @@ def test_validation(tmp_path):
     bad["left"] = bad["left"][:30]
     with pytest.raises(ValueError, match="shape"):
         ep.add_frame(good, bad)
+    with pytest.raises(ValueError, match="uint8 RGB"):  # the codec the dataset writes and reads with
+        encode_compressed(np.zeros((4, 4), np.float32), "jpeg")
+    with pytest.raises(ValueError):
+        decode_compressed("jpeg", b"not a jpeg")
     with pytest.raises(ValueError):
         w.begin_episode("../escape")
     with pytest.raises(ValueError, match="no frames"):

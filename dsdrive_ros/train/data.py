@@ -33,6 +33,17 @@ class PathSpeedLabels(NamedTuple):
     speed_class: int  # index of the speed bin nearest to the speed `speed_horizon_s` ahead
 
 
+def _checkpoints(along: np.ndarray, xy: np.ndarray, cfg: DSDriveConfig) -> tuple[np.ndarray, np.ndarray]:
+    """The points 1..P x path_spacing_m along a polyline `xy` (`along`: its cumulative distance from the
+    ego), and whether the polyline reaches each (past its end: its last point, masked)."""
+    d = np.arange(1, cfg.path_points + 1) * cfg.path_spacing_m
+    return np.stack([np.interp(d, along, xy[:, 0]), np.interp(d, along, xy[:, 1])], axis=1), d <= along[-1]
+
+
+def _speed_class(v: float, cfg: DSDriveConfig) -> int:
+    return int(np.argmin(np.abs(np.asarray(cfg.speed_bins) - v)))
+
+
 class EpisodeTrack:
     """An episode's poses, speeds and cumulative distance, read once for the path/speed labels."""
 
@@ -46,29 +57,24 @@ class EpisodeTrack:
         self.rate_hz = rate_hz
 
     def labels(self, i: int, cfg: DSDriveConfig) -> PathSpeedLabels:
-        d = np.arange(1, cfg.path_points + 1) * cfg.path_spacing_m
-        ahead = self.cum[i:] - self.cum[i]
-        px = np.interp(d, ahead, self.xy[i:, 0])  # past the end of the track: its last point (masked)
-        py = np.interp(d, ahead, self.xy[i:, 1])
+        pts, mask = _checkpoints(self.cum[i:] - self.cum[i], self.xy[i:], cfg)
         c, s = np.cos(self.yaw[i]), np.sin(self.yaw[i])
-        dx, dy = px - self.xy[i, 0], py - self.xy[i, 1]
+        dx, dy = pts[:, 0] - self.xy[i, 0], pts[:, 1] - self.xy[i, 1]
         path = np.stack([c * dx + s * dy, -s * dx + c * dy], axis=1).astype(np.float32)
         j = min(i + int(round(cfg.speed_horizon_s * self.rate_hz)), len(self.speed) - 1)
-        bins = np.asarray(cfg.speed_bins)
-        return PathSpeedLabels(path, d <= ahead[-1], int(np.argmin(np.abs(bins - self.speed[j]))))
+        return PathSpeedLabels(path, mask, _speed_class(self.speed[j], cfg))
 
 
 def plan_labels(waypoints, cfg: DSDriveConfig) -> PathSpeedLabels:
     """Path and speed labels from a timed plan (K, 2) in base_link, 1..K x waypoint_dt ahead: the
-    checkpoints along the plan's polyline from the ego (masked past its end), and the plan's speed
-    over the waypoint step centred `speed_horizon_s` ahead."""
+    checkpoints along the plan's polyline from the ego, and the plan's speed over the waypoint step
+    centred `speed_horizon_s` ahead."""
     pts = np.vstack([np.zeros((1, 2)), np.asarray(waypoints, np.float64).reshape(-1, 2)])
-    s = np.concatenate([[0.0], np.cumsum(np.linalg.norm(np.diff(pts, axis=0), axis=1))])
-    d = np.arange(1, cfg.path_points + 1) * cfg.path_spacing_m
-    path = np.stack([np.interp(d, s, pts[:, 0]), np.interp(d, s, pts[:, 1])], axis=1).astype(np.float32)
-    t, half = np.arange(len(pts)) * cfg.waypoint_dt, cfg.waypoint_dt / 2
-    v = (np.interp(cfg.speed_horizon_s + half, t, s) - np.interp(cfg.speed_horizon_s - half, t, s)) / cfg.waypoint_dt
-    return PathSpeedLabels(path, d <= s[-1], int(np.argmin(np.abs(np.asarray(cfg.speed_bins) - v))))
+    along = np.concatenate([[0.0], np.cumsum(np.linalg.norm(np.diff(pts, axis=0), axis=1))])
+    path, mask = _checkpoints(along, pts, cfg)
+    t, h, dt = np.arange(len(pts)) * cfg.waypoint_dt, cfg.speed_horizon_s, cfg.waypoint_dt
+    v = (np.interp(h + dt / 2, t, along) - np.interp(h - dt / 2, t, along)) / dt
+    return PathSpeedLabels(path.astype(np.float32), mask, _speed_class(v, cfg))
 
 
 def labelled_by_plans(ep) -> bool:
