@@ -38,7 +38,13 @@ def test_the_jobs_drive_the_towns_in_turn_not_each_the_first_ones(tmp_path):
     assert driven == towns  # one collection of 5 episodes would drive the same towns
 
 
-@pytest.mark.parametrize("bad", [{"rounds": 0}, {"episodes": 1, "jobs": 2}, {"typo": 1}])
+def test_towns_may_name_a_split(tmp_path):
+    from dsdrive_ros.sim.towns import TRAINING_TOWNS
+
+    assert ChainConfig.from_file(_chain(tmp_path, tmp_path, towns="train")).towns == list(TRAINING_TOWNS)
+
+
+@pytest.mark.parametrize("bad", [{"rounds": 0}, {"episodes": 1, "jobs": 2}, {"typo": 1}, {"towns": "nosuchsplit"}])
 def test_config_errors(tmp_path, bad):
     with pytest.raises(ValueError):
         ChainConfig.from_file(_chain(tmp_path, tmp_path, **bad))

@@ -39,7 +39,7 @@ class ChainConfig:
     aggregate: int = 2  # a fine-tune reads the collections of this many latest rounds
     jobs: int = 2  # collections per round, run side by side (one core each)
     seed: int = 0  # collection J of round K uses seed + 100 * K + J
-    towns: list[str] = field(default_factory=lambda: ["grid4"])
+    towns: list[str] = field(default_factory=lambda: ["grid4"])  # in YAML also a split name: `towns: train`
     episodes: int = 32  # per round, split over the jobs
     steps: int = 800  # model steps per episode (10 Hz)
     collect_args: list[str] = field(default_factory=list)  # more `data.dagger` flags, e.g. --off-route-m 1.0
@@ -48,10 +48,14 @@ class ChainConfig:
     def from_file(cls, path: str | Path) -> "ChainConfig":
         import yaml
 
+        from ..sim.towns import town_names
+
         d = yaml.safe_load(Path(path).read_text()) or {}
         names = {f.name for f in dataclasses.fields(cls)}
         if unknown := sorted(set(d) - names):
             raise ValueError(f"{path}: unknown DAgger chain keys {unknown}")
+        if isinstance(d.get("towns"), str):  # a split of sim/towns.py, the one list of its towns
+            d["towns"] = town_names(d["towns"])
         c = cls(**d)
         if c.rounds < 1 or c.aggregate < 1 or c.jobs < 1 or c.episodes < c.jobs:
             raise ValueError(f"{path}: need rounds, aggregate, jobs >= 1 and episodes >= jobs")
