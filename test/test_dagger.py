@@ -1,5 +1,6 @@
 """DAgger collection: the model drives in-process, the expert labels every frame (needs libsumo)."""
 import pytest
+from types import SimpleNamespace
 
 pytest.importorskip("libsumo")
 
@@ -57,15 +58,33 @@ def test_model_drives_and_frames_land_in_a_dataset(model, tmp_path):
     assert action_from_text(rec["teacher"]) == rec["action"]
 
 
+def _ready(agent: DaggerPolicy) -> None:
+    """The state DaggerPolicy.reset leaves, without an episode for the expert and the model."""
+    agent.dt, agent.driver, agent.left, agent.stood = 0.1, "model", 0.0, 0.0
+    agent.counts = dict.fromkeys(DaggerPolicy.COUNTS, 0)
+
+
 @pytest.mark.parametrize("off_route_m, takes_over", [(1.0, True), (2.5, False)])
 def test_expert_takes_over_at_the_lateral_error_given(model, off_route_m, takes_over):
-    from types import SimpleNamespace
-
     agent = DaggerPolicy(model, beta=0.0, off_route_m=off_route_m)
-    agent.dt, agent.driver, agent.left, agent.stood = 0.1, "model", 0.0, 0.0
-    agent.counts = {"model": 0, "expert": 0, "takeover": 0}
+    _ready(agent)
     # the expert's plan starts 1.5 m to the side: the car is 1.5 m off its route
     state = SimpleNamespace(planned_waypoints=[[2.0, 1.5], [4.0, 1.2]], speed=5.0)
     agent._choose(state)
     assert (agent.driver == "expert") == takes_over
-    assert agent.counts["takeover"] == int(takes_over)
+    assert agent.counts["takeover"] == agent.counts["takeover_off_route"] == int(takes_over)
+    assert agent.counts["takeover_stuck"] == 0
+
+
+def test_a_take_over_after_standing_is_counted_as_stuck(model):
+    agent = DaggerPolicy(model, beta=0.0, stuck_s=0.3, segment_s=0.1)
+    _ready(agent)
+    # on the route, standing, while the expert's plan drives off
+    state = SimpleNamespace(planned_waypoints=[[1.0, 0.0], [3.0, 0.0]], speed=0.0)
+    drivers = []
+    for _ in range(5):
+        agent._choose(state)
+        drivers.append(agent.driver)
+    assert drivers[:2] == ["model", "model"] and "expert" in drivers[2:]
+    assert agent.counts["takeover_stuck"] == agent.counts["takeover"] >= 1
+    assert agent.counts["takeover_off_route"] == 0

@@ -16,7 +16,8 @@ Who steers: the model, except (a) segments of `--segment-s` that the expert driv
 probability `--beta` (DAgger's mixing), and (b) take-overs when the model has gone far off the route
 or has stood still for `--stuck-s` while the expert wants to go; a take-over lasts one segment. The
 take-overs keep a drive going past the first missed turn, so one episode yields many hard states.
-Each episode's meta.json counts the frames each driver steered ("dagger").
+Each episode's meta.json counts the frames each driver steered and the take-overs by reason ("dagger":
+"takeover" = "takeover_off_route" + "takeover_stuck"), which shows the failure each round still hits.
 """
 from __future__ import annotations
 
@@ -78,6 +79,8 @@ class ModelPolicy(WaypointPolicy):
 class DaggerPolicy:
     """Runs the expert (labels) and the model on every step; applies one of the two controls."""
 
+    COUNTS = ("model", "expert", "takeover", "takeover_off_route", "takeover_stuck")
+
     def __init__(self, model: ModelPolicy, beta: float = 0.3, segment_s: float = 2.0,
                  stuck_s: float = 4.0, off_route_m: float = 2.5, seed: int = 0):
         self.model, self.expert = model, Expert()
@@ -90,7 +93,7 @@ class DaggerPolicy:
         self.expert.reset(info)
         self.dt = info.dt
         self.driver, self.left, self.stood = "model", 0.0, 0.0
-        self.counts = {"model": 0, "expert": 0, "takeover": 0}
+        self.counts = dict.fromkeys(self.COUNTS, 0)
 
     def _choose(self, state: SceneState) -> None:
         plan = state.planned_waypoints
@@ -103,6 +106,7 @@ class DaggerPolicy:
         if self.driver == "model" and (off or self.stood >= self.stuck_s):
             self.driver, self.left = "expert", self.segment_s
             self.counts["takeover"] += 1
+            self.counts["takeover_off_route" if off else "takeover_stuck"] += 1
             return
         self.driver = "expert" if self.rng.random() < self.beta else "model"
         self.left = self.segment_s
