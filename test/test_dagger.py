@@ -37,6 +37,7 @@ def test_expert_only_is_labelled_with_its_plan_and_the_model_runs_every_step(mod
     agent, labels = _drive(model, beta=1.0)
     assert agent.counts["expert"] == STEPS + 1 and agent.counts["model"] == 0
     assert model.stats["steps"] == STEPS + 1  # the model saw every frame (its history stays whole)
+    assert 0 <= model.stats["end_resets"] <= STEPS + 1  # counted per drive, not over the session
     assert labels[0][-1][0] > 2.0  # from rest the expert's plan drives off
 
 

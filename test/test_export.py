@@ -82,9 +82,11 @@ def test_session_history_and_resets(exported):
     assert session.inputs["history_mask"].tolist() == [[False, True, True]]
     session.step(img, "turn right", 1.0)  # a new instruction clears the history first
     assert session.inputs["history_mask"].tolist() == [[False, False, True]]
+    assert session.end_resets == 0
     spec.raw["end_threshold"] = -0.01  # every step completes the instruction: LMDrive clears the buffer
     session.step(img, "turn right", 1.0)
     assert not session.inputs["history_mask"].any()
+    assert session.end_resets == 1
 
 
 def test_torch_runner_matches_onnxruntime(exported):

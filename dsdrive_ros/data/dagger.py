@@ -48,7 +48,8 @@ __all__ = ["ModelPolicy", "DaggerPolicy", "DaggerEpisode", "main"]
 
 class ModelPolicy(WaypointPolicy):
     """The exported model in-process (no DDS): the node's Planner (preprocessing, session, parse_plan's
-    checks), then the PID. A step whose output parse_plan rejects reuses the last plan."""
+    checks), then the PID. A step whose output parse_plan rejects reuses the last plan. Its stats count
+    "end_resets": steps whose end-of-instruction probability cleared the frame history."""
 
     name = "model-inprocess"
 
@@ -61,6 +62,7 @@ class ModelPolicy(WaypointPolicy):
     def reset(self, info) -> None:
         super().reset(info)
         self.planner.reset_history()
+        self._end_resets = self.planner.session.end_resets
 
     def plan(self, state: SceneState, images: dict) -> np.ndarray:
         pose = (state.x, state.y, state.yaw)
@@ -72,6 +74,7 @@ class ModelPolicy(WaypointPolicy):
         except PlanParseError:
             self.stats["rejected_plans"] = self.stats.get("rejected_plans", 0) + 1
             return self._reuse(pose)
+        self.stats["end_resets"] = self.planner.session.end_resets - self._end_resets
         self._keep(wp, pose)
         return wp
 

@@ -30,6 +30,7 @@ class PlannerSession:
             "speed": np.zeros((1, 1), dtype=np.float32),
         }
         self.instruction: str | None = None
+        self.end_resets = 0  # history cleared by the end-of-instruction probability (training never does)
         self.set_instruction("")
 
     def set_instruction(self, text: str) -> None:
@@ -57,6 +58,7 @@ class PlannerSession:
         result = {"waypoints": out["waypoints"][0], "end_prob": float(out["end_prob"][0]),
                   "reasoner_kv": out["reasoner_kv"]}
         if result["end_prob"] > self.spec.end_threshold:
+            self.end_resets += 1
             self.reset()
         return result
 
