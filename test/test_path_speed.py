@@ -76,7 +76,8 @@ def test_shapes_loss_and_learning():
                  frame_mask=torch.ones(b, cfg.history_frames, dtype=torch.bool),
                  history_speed=torch.rand(b, cfg.history_frames - 1) * 8,
                  waypoints=torch.randn(b, cfg.n_waypoints, 2), end=torch.tensor([0, 1]),
-                 path=_straight(cfg).repeat(b, 1, 1), speed_class=torch.tensor([0, 4]),
+                 path=_straight(cfg).repeat(b, 1, 1),
+                 speed_target=torch.nn.functional.one_hot(torch.tensor([0, 4]), len(cfg.speed_bins)).float(),
                  path_mask=torch.tensor([[True] * cfg.path_points, [True] * 3 + [False] * (cfg.path_points - 3)]))
     opt = torch.optim.AdamW(m.parameters(), lr=3e-3)
     first = None
@@ -120,8 +121,12 @@ def test_labels_from_the_future_track():
     lab = track.labels(0, cfg)  # standing: speed in 1 s is 0 -> stop class; the track reaches 12.25 m
     assert lab.speed_class == 0
     assert np.allclose(lab.path, [[2, 0], [4, 0], [6, 0], [8, 0]], atol=1e-6) and lab.path_mask.all()
-    lab = track.labels(40, cfg)  # at t = 4 s: 4 m/s now, 5 m/s in 1 s -> nearest bin 4
+    lab = track.labels(40, cfg)  # at t = 4 s: 3 m/s now, 4 m/s in 1 s -> bin 4
+    assert cfg.speed_bins[lab.speed_class] == 4.0 and lab.speed_target[2] == 1.0
+    lab = track.labels(45, cfg)  # 4.5 m/s in 1 s: nearest bin 4; the CE target weighs 4 and 7 to 4.5
     assert cfg.speed_bins[lab.speed_class] == 4.0
+    assert lab.speed_target[2:4].tolist() == pytest.approx([5 / 6, 1 / 6]) and lab.speed_target.sum() == 1.0
+    assert float(lab.speed_target @ np.asarray(cfg.speed_bins)) == pytest.approx(4.5)
     lab = track.labels(50, cfg)  # near the end: 3.96 m of track left, only the first checkpoint
     assert lab.path_mask.tolist() == [True, False, False, False]
 
@@ -134,6 +139,8 @@ def test_labels_from_a_plan_match_the_track_an_expert_drove_and_not_a_standing_m
         plan = [[ep.recs[i + 5 * k]["pose"]["x"] - ep.recs[i]["pose"]["x"], 0.0] for k in range(1, 6)]
         by_plan, by_track = plan_labels(plan, cfg), track.labels(i, cfg)
         assert by_plan.speed_class == by_track.speed_class
+        # the plan's speed is a mean over the 0.5 s step around 1 s, the track's the speed at 1 s
+        assert np.allclose(by_plan.speed_target, by_track.speed_target, atol=0.06)
         assert (by_plan.path_mask <= by_track.path_mask).all()  # a 2.5 s plan reaches less far than the track
         assert np.allclose(by_plan.path[by_plan.path_mask], by_track.path[by_plan.path_mask], atol=1e-5)
     # DAgger: the model stood (its track goes nowhere) while the expert planned to drive off at 2 m/s²
@@ -192,3 +199,19 @@ def test_the_node_drives_a_path_speed_model_with_the_focus_view(tmp_path):
                  "--no-progress", "--cache", str(tmp_path / "cache")]) == 0
     agent = json.loads((tmp_path / "eval" / "results.json").read_text())["routes"][0]["agent"]
     assert agent["plans"] >= 10 and agent["missed"] == 0
+
+
+def test_waypoints_rebuilt_from_the_labels_keep_the_speed_driven():
+    """Path + two-hot speed target through rebuild_waypoints give back the waypoints of a drive at a
+    speed between two bins; the nearest bin alone (8.5 -> 7 m/s) ends metres short."""
+    m = _model().eval()
+    cfg = m.cfg
+    v = 8.5
+    wp_true = torch.tensor([[v * 0.5 * k, 0.0] for k in range(1, cfg.n_waypoints + 1)])
+    lab = plan_labels(wp_true.numpy(), cfg)
+    path, speed = torch.from_numpy(lab.path)[None], torch.tensor([[v]])
+    two_hot = m.rebuild_waypoints(path, torch.from_numpy(lab.speed_target)[None], speed)[0]
+    nearest = torch.nn.functional.one_hot(torch.tensor([lab.speed_class]), len(cfg.speed_bins)).float()
+    one_hot = m.rebuild_waypoints(path, nearest, speed)[0]
+    assert torch.allclose(two_hot, wp_true, atol=1e-3)
+    assert (wp_true[-1, 0] - one_hot[-1, 0]).item() > 2.5

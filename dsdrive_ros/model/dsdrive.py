@@ -377,7 +377,8 @@ class DSDrive(nn.Module):
 
         batch: images (B, HIST, NCAM, 3, H, W) oldest first, frame_mask (B, HIST) (last always true),
         instruction_ids/mask (B, L), speed (B, 1), history_speed (B, HIST-1) (each earlier frame's own),
-        waypoints (B, K, 2), end (B,) long, reasoning_ids (B, T) starting with bos, padded with pad_id.
+        waypoints (B, K, 2), end (B,) long, reasoning_ids (B, T) starting with bos, padded with pad_id;
+        path_speed adds path (B, P, 2), path_mask (B, P) and speed_target (B, C) class weights.
         """
         cfg = self.cfg
         ids, imask = batch["instruction_ids"], batch["instruction_mask"]
@@ -395,7 +396,8 @@ class DSDrive(nn.Module):
             perr = (out["path"] - batch["path"]).abs()
             denom = mask.sum().clamp(min=1.0)
             loss_geo = ((perr[..., 0] * mask).sum() + w * (perr[..., 1] * mask).sum()) / (denom * (1.0 + w))
-            out["loss_speed"] = F.cross_entropy(out["speed_logits"], batch["speed_class"])
+            # two-hot targets (train.data): the expected class speed the runtime drives at is the label's
+            out["loss_speed"] = F.cross_entropy(out["speed_logits"], batch["speed_target"])
             out["loss_path"] = loss_geo
             loss_geo = loss_geo + cfg.lambda_speed * out["loss_speed"]
         else:
