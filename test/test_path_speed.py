@@ -215,3 +215,29 @@ def test_waypoints_rebuilt_from_the_labels_keep_the_speed_driven():
     one_hot = m.rebuild_waypoints(path, nearest, speed)[0]
     assert torch.allclose(two_hot, wp_true, atol=1e-3)
     assert (wp_true[-1, 0] - one_hot[-1, 0]).item() > 2.5
+
+
+def test_open_loop_metrics_report_the_labels_own_error(tmp_path):
+    """evaluate() rebuilds waypoints from the path and speed labels ("label_rebuild_ade_m"): the floor
+    of the head layout's open-loop ADE. A drive at 8.5 m/s, between two speed bins, rebuilds exactly."""
+    from dsdrive_ros.data.dataset import DatasetReader, DatasetWriter
+    from dsdrive_ros.model.tokenizer import DSDriveTokenizer
+    from dsdrive_ros.train.data import ClipDataset, corpus
+    from dsdrive_ros.train.metrics import evaluate
+
+    v, cams = 8.5, ["front", "left", "right", "rear"]
+    with DatasetWriter(tmp_path).begin_episode("grid4_0", town="grid4", seed=0,
+                                               meta={"cameras": cams, "rate_hz": 10}) as ep:
+        for i in range(60):
+            img = np.zeros((64, 96, 3), np.uint8)
+            ep.add_frame({"t": i * 0.1, "pose": {"x": v * 0.1 * i, "y": 2.0, "yaw": 0.0}, "speed": v,
+                          "instruction": "follow the lane", "instruction_id": 0, "end": 0, "action": "go",
+                          "waypoints": [[v * 0.5 * k, 0.0] for k in range(1, 6)],
+                          "teacher": "Scene: a road. Plan: go."}, {c: img for c in cams})
+    episodes = list(DatasetReader(tmp_path).episodes())
+    model = _model(image_height=64, image_width=96, history_frames=2, path_points=4)
+    tokenizer = DSDriveTokenizer.train(corpus(episodes), vocab_size=model.cfg.vocab_size)
+    ds = ClipDataset(episodes, model.cfg, tokenizer)
+    # the first 3 s: the track still reaches every checkpoint and the speed 1 s ahead
+    m = evaluate(model, torch.utils.data.Subset(ds, range(30)), tokenizer, max_frames=8, text_frames=0)
+    assert m["label_rebuild_ade_m"] < 0.01

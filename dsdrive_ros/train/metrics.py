@@ -64,7 +64,7 @@ def evaluate(model: DSDrive, dataset: ClipDataset, tokenizer: DSDriveTokenizer, 
     loader = DataLoader(torch.utils.data.Subset(dataset, idx), batch_size=batch_size,
                         collate_fn=lambda b: collate(b, cfg.pad_id))
     ade, fde, end_ok, tok_ok, tok_n, agree, stated, texts = [], [], [], 0, 0, 0, 0, []
-    cv_ade, cv_fde, actions = [], [], []
+    cv_ade, cv_fde, actions, label_ade = [], [], [], []
     t = torch.arange(1, cfg.n_waypoints + 1, dtype=torch.float32) * cfg.waypoint_dt
     dev = next(model.parameters()).device
     for batch in loader:
@@ -79,6 +79,9 @@ def evaluate(model: DSDrive, dataset: ClipDataset, tokenizer: DSDriveTokenizer, 
         cv_err = torch.linalg.norm(cv - batch["waypoints"].cpu(), dim=-1)
         cv_ade += cv_err.mean(-1).tolist()
         cv_fde += cv_err[:, -1].tolist()
+        if cfg.head_layout == "path_speed":  # the labels' own error: waypoints rebuilt from them
+            rebuilt = model.rebuild_waypoints(batch["path"], batch["speed_target"], batch["speed"])
+            label_ade += torch.linalg.norm(rebuilt - batch["waypoints"], dim=-1).mean(-1).tolist()
         end_ok += ((out["end_logits"].argmax(-1) == batch["end"]).float()).tolist()
         if "reasoning_logits" in out:
             target = batch["reasoning_ids"][:, 1:]
@@ -97,6 +100,8 @@ def evaluate(model: DSDrive, dataset: ClipDataset, tokenizer: DSDriveTokenizer, 
               "end_accuracy": float(np.mean(end_ok)),
               "constant_velocity_ade_m": float(np.mean(cv_ade)), "constant_velocity_fde_m": float(np.mean(cv_fde)),
               "by_action": by_action(actions, ade, cv_ade)}
+    if label_ade:
+        result["label_rebuild_ade_m"] = float(np.mean(label_ade))
     if tok_n:
         result["reasoning_token_accuracy"] = tok_ok / tok_n
     if texts:
