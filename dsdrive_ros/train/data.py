@@ -30,8 +30,12 @@ class _Item:
 class PathSpeedLabels(NamedTuple):
     path: np.ndarray  # (P, 2) base_link points at 1..P x spacing metres along the future track (or plan)
     path_mask: np.ndarray  # (P,) bool: the track (plan) reaches that far
-    speed_class: int  # index of the speed bin nearest to the speed `speed_horizon_s` ahead
-    speed_target: np.ndarray  # (C,) that speed as two-hot weights on its neighbouring bins (the CE target)
+    speed_target: np.ndarray  # (C,) the speed `speed_horizon_s` ahead as two-hot bin weights (the CE target)
+
+    @property
+    def speed_class(self) -> int:
+        """The bin nearest to that speed (accuracy figures): the heavier of the two weights."""
+        return int(np.argmax(self.speed_target))
 
 
 def _checkpoints(along: np.ndarray, xy: np.ndarray, cfg: DSDriveConfig) -> tuple[np.ndarray, np.ndarray]:
@@ -41,18 +45,18 @@ def _checkpoints(along: np.ndarray, xy: np.ndarray, cfg: DSDriveConfig) -> tuple
     return np.stack([np.interp(d, along, xy[:, 0]), np.interp(d, along, xy[:, 1])], axis=1), d <= along[-1]
 
 
-def _speed_labels(v: float, cfg: DSDriveConfig) -> tuple[int, np.ndarray]:
-    """The nearest bin (accuracy metrics) and the two-hot target: weights on the two bins around `v`
-    whose expected speed is `v`. The runtime rebuilds waypoints from the expected class speed, so a
-    one-hot target on the nearest bin (8.4 m/s -> 7) is the label's own error: rebuilt from the true
-    path and nearest-bin speeds, validation waypoints are 1.28 m off on 'go' frames, from two-hot 0.14."""
+def _speed_target(v: float, cfg: DSDriveConfig) -> np.ndarray:
+    """Two-hot weights on the two bins around `v` whose expected speed is `v`. The runtime rebuilds
+    waypoints from the expected class speed, so a one-hot target on the nearest bin (8.4 m/s -> 7) is the
+    label's own error: rebuilt from the true path and nearest-bin speeds, validation waypoints are
+    1.28 m off on 'go' frames, from two-hot 0.14."""
     bins = np.asarray(cfg.speed_bins, np.float64)
     v = float(np.clip(v, bins[0], bins[-1]))
     j = int(np.clip(np.searchsorted(bins, v), 1, len(bins) - 1))
     w = (v - bins[j - 1]) / (bins[j] - bins[j - 1])
     target = np.zeros(len(bins), np.float32)
     target[j - 1], target[j] = 1.0 - w, w
-    return int(np.argmin(np.abs(bins - v))), target
+    return target
 
 
 class EpisodeTrack:
@@ -73,7 +77,7 @@ class EpisodeTrack:
         dx, dy = pts[:, 0] - self.xy[i, 0], pts[:, 1] - self.xy[i, 1]
         path = np.stack([c * dx + s * dy, -s * dx + c * dy], axis=1).astype(np.float32)
         j = min(i + int(round(cfg.speed_horizon_s * self.rate_hz)), len(self.speed) - 1)
-        return PathSpeedLabels(path, mask, *_speed_labels(self.speed[j], cfg))
+        return PathSpeedLabels(path, mask, _speed_target(self.speed[j], cfg))
 
 
 def plan_labels(waypoints, cfg: DSDriveConfig) -> PathSpeedLabels:
@@ -85,7 +89,7 @@ def plan_labels(waypoints, cfg: DSDriveConfig) -> PathSpeedLabels:
     path, mask = _checkpoints(along, pts, cfg)
     t, h, dt = np.arange(len(pts)) * cfg.waypoint_dt, cfg.speed_horizon_s, cfg.waypoint_dt
     v = (np.interp(h + dt / 2, t, along) - np.interp(h - dt / 2, t, along)) / dt
-    return PathSpeedLabels(path.astype(np.float32), mask, *_speed_labels(v, cfg))
+    return PathSpeedLabels(path.astype(np.float32), mask, _speed_target(v, cfg))
 
 
 def labelled_by_plans(ep) -> bool:
@@ -171,7 +175,6 @@ class ClipDataset(Dataset):
             track = self.tracks.get(id(ep))
             lab = track.labels(i, cfg) if track is not None else plan_labels(rec["waypoints"], cfg)
             out.update(path=torch.from_numpy(lab.path), path_mask=torch.from_numpy(lab.path_mask),
-                       speed_class=torch.tensor(lab.speed_class, dtype=torch.long),
                        speed_target=torch.from_numpy(lab.speed_target))
         return out
 
