@@ -62,6 +62,19 @@ def test_rebuild_follows_a_bent_path():
                           atol=1e-4)
 
 
+def _batch(cfg, b=2):
+    """A random training batch of two clips; the second one's path is masked after 3 checkpoints."""
+    batch = {k: v for k, v in plan_inputs(cfg, b).items() if k in ("instruction_ids", "instruction_mask", "speed")}
+    batch.update(images=torch.randn(b, cfg.history_frames, cfg.n_cameras, 3, cfg.image_height, cfg.image_width),
+                 frame_mask=torch.ones(b, cfg.history_frames, dtype=torch.bool),
+                 history_speed=torch.rand(b, cfg.history_frames - 1) * 8,
+                 waypoints=torch.randn(b, cfg.n_waypoints, 2), end=torch.tensor([0, 1]),
+                 path=_straight(cfg).repeat(b, 1, 1),
+                 speed_target=torch.nn.functional.one_hot(torch.tensor([0, 4]), len(cfg.speed_bins)).float(),
+                 path_mask=torch.tensor([[True] * cfg.path_points, [True] * 3 + [False] * (cfg.path_points - 3)]))
+    return batch
+
+
 def test_shapes_loss_and_learning():
     torch.manual_seed(0)  # the random batch below: unseeded, the masked-checkpoint check failed 1 run in 4
     m = _model().train()
@@ -71,15 +84,7 @@ def test_shapes_loss_and_learning():
     assert out["path"].shape == (2, cfg.path_points, 2)
     assert out["speed_probs"].shape == (2, len(cfg.speed_bins))
     m.train()
-    b = 2
-    batch = {k: v for k, v in plan_inputs(cfg, b).items() if k in ("instruction_ids", "instruction_mask", "speed")}
-    batch.update(images=torch.randn(b, cfg.history_frames, cfg.n_cameras, 3, cfg.image_height, cfg.image_width),
-                 frame_mask=torch.ones(b, cfg.history_frames, dtype=torch.bool),
-                 history_speed=torch.rand(b, cfg.history_frames - 1) * 8,
-                 waypoints=torch.randn(b, cfg.n_waypoints, 2), end=torch.tensor([0, 1]),
-                 path=_straight(cfg).repeat(b, 1, 1),
-                 speed_target=torch.nn.functional.one_hot(torch.tensor([0, 4]), len(cfg.speed_bins)).float(),
-                 path_mask=torch.tensor([[True] * cfg.path_points, [True] * 3 + [False] * (cfg.path_points - 3)]))
+    batch = _batch(cfg)
     opt = torch.optim.AdamW(m.parameters(), lr=3e-3)
     first = None
     for _ in range(25):
@@ -93,6 +98,21 @@ def test_shapes_loss_and_learning():
     batch["path"][1, 5:] += 100.0
     with torch.no_grad():
         assert m(batch)["loss_path"].item() == pytest.approx(out["loss_path"].item(), rel=0.2)
+
+
+def test_mixed_precision_runs_the_trunk_in_bf16_and_the_heads_and_losses_in_fp32():
+    torch.manual_seed(0)
+    m = _model()
+    batch = _batch(m.cfg)
+    with torch.no_grad():
+        ref = m(batch)
+        with torch.autocast("cpu", dtype=torch.bfloat16):
+            mixed = m(batch)
+    assert mixed["reasoner_kv"].dtype == torch.bfloat16  # the trunk ran under autocast
+    for k in ("path", "speed_logits", "waypoints", "loss_path", "loss_speed", "loss"):
+        assert mixed[k].dtype == torch.float32, k
+    for k in ("loss_path", "loss_speed", "loss_end"):
+        assert mixed[k].item() == pytest.approx(ref[k].item(), rel=0.05), k
 
 
 class _Ep:

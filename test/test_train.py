@@ -4,6 +4,7 @@ import json
 
 import numpy as np
 import pytest
+import torch
 import yaml
 
 from dsdrive_ros.model.checkpoint import load_checkpoint
@@ -69,19 +70,27 @@ def test_train_resume_and_evaluate(dataset, tmp_path):
     rows = list(csv.DictReader((tmp_path / "run" / "metrics.csv").open()))
     assert [int(r["step"]) for r in rows if r["loss"]][-2:] == [35, 40]
     assert json.loads((tmp_path / "run" / "last" / "train_state.json").read_text())["step"] == 40
-    # fine-tune: `model` overrides change the loss weights of the loaded checkpoint's config
+    # fine-tune: `model` overrides change the loss weights of the loaded checkpoint's config; under bf16
+    # autocast the weights move and stay fp32 (the checkpoint a node exports)
     ft = {**cfg, "out": str(tmp_path / "ft"), "init_from": str(tmp_path / "run" / "last"), "steps": 5,
-          "eval_every": 100, "save_every": 5, "model": {"waypoint_lateral_weight": 3.0}}
+          "eval_every": 100, "save_every": 5, "model": {"waypoint_lateral_weight": 3.0}, "precision": "bf16"}
     path.write_text(yaml.safe_dump(ft))
+    start = load_checkpoint(tmp_path / "run" / "last")
     assert train_main(["--config", str(path)]) == 0
     tuned = load_checkpoint(tmp_path / "ft" / "last")
     assert tuned.cfg.waypoint_lateral_weight == 3.0 and tuned.cfg.image_height == 64
+    before, after = start.state_dict(), tuned.state_dict()
+    assert {v.dtype for v in after.values() if v.is_floating_point()} == {torch.float32}
+    assert not torch.equal(before["layers.0.attn.wq.weight"], after["layers.0.attn.wq.weight"])
 
 
-def test_config_errors(tmp_path):
+def test_config_errors(tmp_path, capsys):
     path = tmp_path / "bad.yaml"
     path.write_text(yaml.safe_dump({"out": str(tmp_path), "datasets": [], "learning_rate": 1}))
     assert train_main(["--config", str(path)]) == 2
+    path.write_text(yaml.safe_dump({"out": str(tmp_path), "datasets": [], "precision": "fp16"}))
+    assert train_main(["--config", str(path)]) == 2
+    assert "precision 'fp16'" in capsys.readouterr().err
 
 
 @pytest.mark.parametrize("wp,speed,expected", [

@@ -384,7 +384,9 @@ class DSDrive(nn.Module):
         ids, imask = batch["instruction_ids"], batch["instruction_mask"]
         tokens = self.clip_tokens(batch, history_grad)
         h = self.backbone(ids, imask, tokens[:, :-1], batch["frame_mask"][:, :-1], tokens[:, -1])
-        out = self.heads(h[:, -1], batch["speed"])
+        # under mixed precision the heads run in fp32: bf16 resolves a waypoint 20 m ahead to 0.125 m
+        with torch.autocast(h.device.type, enabled=False):
+            out = self.heads(h[:, -1].float(), batch["speed"])
         if cfg.lambda_reasoning > 0:  # what plan() hands the reasoner (the reasoning loss, open-loop text)
             out["reasoner_kv"] = self.reasoner.prefix(h[:, -cfg.n_query:])
         w = cfg.waypoint_lateral_weight  # the L1s: a weighted mean of x and y (w = 1: plain L1)

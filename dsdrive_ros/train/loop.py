@@ -7,6 +7,7 @@ rank waits for rank 0's final save before `train` returns, so any rank may then 
 """
 from __future__ import annotations
 
+import contextlib
 import csv
 import dataclasses
 import json
@@ -39,6 +40,8 @@ log = logging.getLogger(__name__)
 
 # the loss and its parts, as logged (loss_path / loss_speed: head_layout path_speed only)
 LOSS_KEYS = ("loss", "loss_waypoints", "loss_path", "loss_speed", "loss_reasoning", "loss_end")
+# TrainConfig.precision -> the autocast dtype of the forward pass (None: plain fp32)
+PRECISIONS = {"fp32": None, "bf16": torch.bfloat16}
 
 
 @dataclass
@@ -86,6 +89,13 @@ class TrainConfig:
     # 1 +- this (training clips only; validation sees the images as recorded).
     camera_shift_px: int = 0
     exposure_jitter: float = 0.0
+    # "bf16": the forward pass under bf16 autocast (CPU with AVX512-BF16/AMX, or GPU); weights, optimizer
+    # state, the planning heads and the losses stay fp32. About 1.8x a CPU step here (bench/train_step.py).
+    precision: str = "fp32"
+
+    def __post_init__(self) -> None:
+        if self.precision not in PRECISIONS:
+            raise ValueError(f"precision {self.precision!r}: choose one of {sorted(PRECISIONS)}")
 
     @classmethod
     def from_file(cls, path: str | Path, **overrides) -> "TrainConfig":
@@ -115,6 +125,12 @@ def sample_weights(items: list, c: TrainConfig) -> list[float]:
         weights.append(roots.get(root, 1.0) * float(c.action_weights.get(rec.get("action"), 1.0))
                        * (c.startup_weight if is_startup(rec) else 1.0))
     return weights
+
+
+def mixed_precision(device: str, precision: str) -> contextlib.AbstractContextManager:
+    """The forward pass's autocast for TrainConfig.precision (no-op for fp32)."""
+    dtype = PRECISIONS[precision]
+    return torch.autocast(torch.device(device).type, dtype=dtype) if dtype else contextlib.nullcontext()
 
 
 def drop_speed(speed: torch.Tensor, p: float) -> torch.Tensor:
@@ -325,7 +341,8 @@ def train(c: TrainConfig) -> Path:
             batch = {k: v.to(device) for k, v in batch.items() if k != "action"}
             batch["speed"] = drop_speed(batch["speed"], c.speed_dropout)
             batch["frame_mask"] = drop_history(batch["frame_mask"], c.history_dropout)
-            o = ddp(batch, history_grad=c.history_grad)
+            with mixed_precision(device, c.precision):
+                o = ddp(batch, history_grad=c.history_grad)
             opt.zero_grad(set_to_none=True)
             o["loss"].backward()
             torch.nn.utils.clip_grad_norm_(model.parameters(), c.grad_clip)
