@@ -248,6 +248,24 @@ def test_core_time_jump_resets_history():
     assert sess.resets >= 1 and core.counters.get("resets") >= 1
 
 
+def test_core_counts_history_resets_by_the_end_of_instruction_probability():
+    sess = FakeSession()
+    sess.end_resets = 0
+    core = Planner(SPEC, sess, clock=FakeClock())
+
+    def ending_step(images, instruction, speed):  # as PlannerSession.step past end_threshold
+        sess.end_resets += 1
+        return FakeSession.step(sess, images, instruction, speed)
+
+    for i, step in enumerate((sess.step, ending_step, sess.step)):
+        sess.step = step
+        _send(core, (i + 1) * 100_000_000)
+        core.plan(core.next_set(0))
+    assert core.counters.get("end_resets") == 1 and core.counters.get("resets") == 0
+    values = evaluate(core.snapshot(), 1e9, DiagnosticsState())[0].values
+    assert values["end_of_instruction_resets"] == "1" and values["history_resets"] == "0"
+
+
 def test_core_bad_frames_counted_per_camera():
     core = Planner(SPEC, FakeSession(), clock=FakeClock())
     core.on_bad_frame("left", "data length 5 != step*height")

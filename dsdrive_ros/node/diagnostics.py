@@ -190,7 +190,8 @@ def evaluate(snap: PlannerSnapshot, stale_after_ms: float, state: Optional[Diagn
         "sets_too_old": c.get("sets_too_old", 0),
         "implausible_plans": c.get("implausible_plans", 0),
         "inference_errors": c.get("inference_errors", 0),
-        "history_resets": c.get("resets", 0),
+        "history_resets": c.get("resets", 0),  # time jumps and gaps
+        "end_of_instruction_resets": c.get("end_resets", 0),  # end_prob > end_threshold
         "stale_cameras": ",".join(stale),
         "instruction": _clip(snap.instruction),
         "speed_mps": snap.speed,

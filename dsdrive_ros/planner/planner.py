@@ -108,7 +108,7 @@ class Planner(PlannerInputs):
         self.stages = {name: LatencyStats() for name in STAGES}
         self.counters = Counters(
             "sets_dropped", "plans", "invalid_outputs", "inference_errors", "decode_errors",
-            "bad_odom", "bad_instruction", "unknown_camera", "resets", "sets_too_old",
+            "bad_odom", "bad_instruction", "unknown_camera", "resets", "end_resets", "sets_too_old",
             "implausible_plans")
         self._instruction = ""
         self._speed: Optional[tuple[float, float]] = None  # (m/s, monotonic time)
@@ -257,7 +257,10 @@ class Planner(PlannerInputs):
                 self.counters.inc("resets")
             images = self.preprocess(fs.frames)
             t_pre = self._clock()
+            end_resets = getattr(self.session, "end_resets", 0)
             raw = self.session.step(images, instruction, 0.0 if speed is None else speed)
+            if getattr(self.session, "end_resets", 0) > end_resets:  # the model said: instruction done
+                self.counters.inc("end_resets")
         except Exception as exc:
             self.counters.inc("inference_errors")
             self.consecutive_failures += 1
