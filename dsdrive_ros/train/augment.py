@@ -23,25 +23,46 @@ class Augment:
 
     def __call__(self, clip: np.ndarray, mean: np.ndarray, std: np.ndarray,
                  rng: np.random.Generator) -> np.ndarray:
-        """clip: (HIST, NCAM, 3, H, W) normalized; mean/std: (3,). Returns a new array."""
-        out = clip.copy()
+        """clip: (HIST, NCAM, 3, H, W) normalized; mean/std: (3,). Returns a new array.
+
+        Works in the normalized space, in place on the output (a data-loader worker's CPU is what a
+        CPU training step waits on): exposure is one multiply-add and a clip, the shift two slice copies."""
+        out = np.empty_like(clip)
         m, s = mean[:, None, None], std[:, None, None]
+        lo, hi = -m / s, (1.0 - m) / s  # pixel values 0 and 1, normalized
         for cam in range(clip.shape[1]):
-            view = out[:, cam]  # (HIST, 3, H, W)
+            src, dst = clip[:, cam], out[:, cam]  # (HIST, 3, H, W)
             if self.exposure > 0:
                 gain = rng.uniform(1.0 - self.exposure, 1.0 + self.exposure)
                 offset = rng.uniform(-self.exposure, self.exposure) / 4.0
-                # into [0, 1] pixel space, expose, clip like a sensor would, back to normalized
-                view[:] = (np.clip((view * s + m) * gain + offset, 0.0, 1.0) - m) / s
+                # clip(pixel * gain + offset, 0, 1) like a sensor, with pixel = x * s + m, normalized again
+                np.multiply(src, gain, out=dst)
+                dst += (m * (gain - 1.0) + offset) / s
+                np.clip(dst, lo, hi, out=dst)
+                src = dst
             if self.shift_px > 0:
                 dy, dx = rng.integers(-self.shift_px, self.shift_px + 1, size=2)
-                view[:] = _shift(view, int(dy), int(dx))
+                _shift(src, dst, int(dy), axis=-2)
+                _shift(dst, dst, int(dx), axis=-1)
+            elif src is not dst:
+                dst[:] = src
         return out
 
 
-def _shift(x: np.ndarray, dy: int, dx: int) -> np.ndarray:
-    """Shift the last two axes by (dy, dx), repeating the edge pixels into the gap."""
-    h, w = x.shape[-2:]
-    rows = np.clip(np.arange(h) - dy, 0, h - 1)
-    cols = np.clip(np.arange(w) - dx, 0, w - 1)
-    return x[..., rows[:, None], cols[None, :]]
+def _shift(src: np.ndarray, dst: np.ndarray, d: int, axis: int) -> None:
+    """dst = src shifted by d along axis, the edge repeated into the gap (dst may be src)."""
+    n = src.shape[axis]
+
+    def at(a: np.ndarray, sl: slice) -> np.ndarray:
+        idx = [slice(None)] * a.ndim
+        idx[axis] = sl
+        return a[tuple(idx)]
+
+    if d > 0:
+        at(dst, slice(d, n))[...] = at(src, slice(0, n - d))
+        at(dst, slice(0, d))[...] = at(dst, slice(d, d + 1))
+    elif d < 0:
+        at(dst, slice(0, n + d))[...] = at(src, slice(-d, n))
+        at(dst, slice(n + d, n))[...] = at(dst, slice(n + d - 1, n + d))
+    elif src is not dst:
+        dst[...] = src
