@@ -42,7 +42,7 @@ DEMO_OUT ?= out/demo
 
 PYTEST_ARGS ?=
 
-.PHONY: help venv build rebuild launch-support model sample demo test clean distclean
+.PHONY: help venv build rebuild launch-support model sample demo test towns-data towns-model clean distclean
 
 help:
 	@echo "make venv       .venv with the pinned ML + ROS 2 wheels (requirements*.txt)"
@@ -51,6 +51,8 @@ help:
 	@echo "make sample     synthetic sample bag in $(SAMPLE_DIR)"
 	@echo "make demo       replay SAMPLE_BAG=$(SAMPLE_BAG) through the node into $(DEMO_OUT)"
 	@echo "make test       pytest over test/ in the ROS environment (PYTEST_ARGS=...)"
+	@echo "make towns-data   the towns datasets in data/ (#15; resumable, ~25 min on 2 cores)"
+	@echo "make towns-model  the one-pass towns model in runs/towns-one-pass (resumable, ~1.5 h on 2 cores)"
 	@echo "make clean      remove build/ install/ log/ out/   (distclean: and .venv)"
 
 # ---------------------------------------------------------------------------------------- venv
@@ -119,6 +121,26 @@ test: build model launch-support
 	rc=0 && pytest $(PYTEST_ARGS) || rc=$$?; \
 	if [ $$rc -eq 5 ]; then echo "make test: pytest collected no tests" >&2; fi; \
 	exit $$rc
+
+# ------------------------------------------------------------------------ the towns model (#15)
+# Long jobs, not part of `make test`. Both resume where a kill left them (datasets skip complete
+# episodes, training resumes from its last checkpoint). The datasets are those of
+# config/train_tiny_towns_one_pass.yaml: the training towns (never a validation or test town), two
+# collections side by side, one per core.
+TRAINING_TOWNS = $$(python -c 'from dsdrive_ros.sim.towns import TRAINING_TOWNS; print(",".join(TRAINING_TOWNS))')
+BUILD_DATASET := python -m dsdrive_ros.data.build_dataset --focus-view --no-progress
+
+towns-data: build
+	$(ROS_ENV) && towns=$(TRAINING_TOWNS) && \
+	{ $(BUILD_DATASET) --out data/towns-train --towns $$towns --episodes 80 --steps 450 --seed 21 & a=$$!; } && \
+	{ $(BUILD_DATASET) --out data/sim-val --towns grid5,spider5 --episodes 2 --seed 2 && \
+	  $(BUILD_DATASET) --out data/towns-starts --towns $$towns --episodes 200 --steps 20 --seed 4 && \
+	  $(BUILD_DATASET) --out data/towns-starts2 --towns $$towns --episodes 400 --steps 20 --seed 6; } && \
+	wait $$a
+
+towns-model: towns-data
+	$(ROS_ENV) && dsdrive-train --config config/train_tiny_towns_one_pass.yaml && \
+	dsdrive-export --checkpoint runs/towns-one-pass/last --out runs/towns-one-pass/model
 
 # --------------------------------------------------------------------------------------- clean
 clean:
