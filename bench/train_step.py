@@ -51,6 +51,15 @@ def batches(c: TrainConfig, data: list[str], n: int) -> tuple[DSDrive, list[dict
     return init_weights(DSDrive(cfg), c.seed), out
 
 
+def cpu_model() -> dict:
+    """The CPU's name and whether it has native bf16 (AVX512-BF16 or AMX), from /proc/cpuinfo."""
+    info = Path("/proc/cpuinfo").read_text() if Path("/proc/cpuinfo").exists() else ""
+    name = next((line.split(":", 1)[1].strip() for line in info.splitlines() if line.startswith("model name")),
+                platform.machine())
+    flags = next((line.split(":", 1)[1].split() for line in info.splitlines() if line.startswith("flags")), [])
+    return {"cpu": name, "native_bf16": "avx512_bf16" in flags or "amx_bf16" in flags}
+
+
 def main(argv: list[str] | None = None) -> int:
     ap = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     ap.add_argument("--config", default="config/train_tiny_towns.yaml", help="the recipe (model, batch, augmentation)")
@@ -61,6 +70,7 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--out", type=Path, default=Path("bench/results/train_step_cpu.json"))
     a = ap.parse_args(argv)
     torch.set_num_threads(a.threads)
+    torch.manual_seed(0)  # the parameters init_weights leaves to torch's generator (embeddings of positions, views)
     c = TrainConfig.from_file(a.config)
     model, data = batches(c, a.data, a.batches)
     runs = {}
@@ -88,7 +98,7 @@ def main(argv: list[str] | None = None) -> int:
         "command": "python bench/train_step.py " + " ".join(argv if argv is not None else sys.argv[1:]),
         "config": a.config, "batch_size": c.batch_size, "history_grad": c.history_grad,
         "cameras": model.cfg.n_cameras, "steps": a.steps, "threads": a.threads,
-        "machine": {"cpu": platform.processor() or platform.machine(), "cores": os.cpu_count(),
+        "machine": {**cpu_model(), "cores": os.cpu_count(),
                     "torch": torch.__version__, "loadavg_before": [round(x, 2) for x in load_before],
                     "loadavg_after": [round(x, 2) for x in os.getloadavg()]},
         "precisions": {p: {"median_step_s": round(statistics.median(r["seconds"][1:]), 3),

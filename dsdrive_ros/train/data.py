@@ -132,9 +132,8 @@ class ClipDataset(Dataset):
         return self._rng
 
     def _images(self, ep, i: int) -> np.ndarray:
-        # decoded on every use: JPEG decoding is cheap next to a training step, and a cache of
-        # normalized float frames would not fit in memory for a real dataset
-        # (NCAM, 3, H, W): a view of the preprocessor's buffer, valid until its next call
+        # decoded on every use: a cache of normalized float frames would not fit in memory for a real
+        # dataset. (NCAM, 3, H, W): a view of the preprocessor's buffer, valid until its next call
         return self.pre(ep.frame(i).images)[0]
 
     def __getitem__(self, k: int) -> dict:

@@ -90,7 +90,7 @@ class TrainConfig:
     camera_shift_px: int = 0
     exposure_jitter: float = 0.0
     # "bf16": the forward pass under bf16 autocast (CPU with AVX512-BF16/AMX, or GPU); weights, optimizer
-    # state, the planning heads and the losses stay fp32. About 1.8x a CPU step here (bench/train_step.py).
+    # state, the planning heads and the losses stay fp32. About 1.5x a CPU step here (bench/train_step.py).
     precision: str = "fp32"
 
     def __post_init__(self) -> None:
