@@ -31,10 +31,10 @@ from dsdrive_ros.model.dsdrive import DSDrive, init_weights  # noqa: E402
 from dsdrive_ros.model.tokenizer import DSDriveTokenizer  # noqa: E402
 from dsdrive_ros.train.augment import Augment  # noqa: E402
 from dsdrive_ros.train.data import ClipDataset, collate, corpus  # noqa: E402
-from dsdrive_ros.train.loop import TrainConfig, load_episodes, mixed_precision  # noqa: E402
+from dsdrive_ros.train.loop import TrainConfig, load_episodes, make_optimizer, train_step  # noqa: E402
 
 
-def batches(c: TrainConfig, data: list[str], n: int) -> tuple[DSDrive, list[dict]]:
+def model_and_batches(c: TrainConfig, data: list[str], n: int) -> tuple[DSDrive, list[dict]]:
     """A freshly initialised model of the config and ``n`` training batches of its recipe."""
     c = dataclasses.replace(c, datasets=data, val_towns=[])
     episodes, _ = load_episodes(c)
@@ -72,23 +72,18 @@ def main(argv: list[str] | None = None) -> int:
     torch.set_num_threads(a.threads)
     torch.manual_seed(0)  # the parameters init_weights leaves to torch's generator (embeddings of positions, views)
     c = TrainConfig.from_file(a.config)
-    model, data = batches(c, a.data, a.batches)
+    model, data = model_and_batches(c, a.data, a.batches)
     runs = {}
     for precision in ("fp32", "bf16"):
         m = copy.deepcopy(model).train()
-        opt = torch.optim.AdamW(m.parameters(), lr=c.lr, betas=(0.9, 0.95), weight_decay=c.weight_decay)
-        runs[precision] = {"model": m, "opt": opt, "seconds": [], "loss": []}
+        runs[precision] = {"model": m, "opt": make_optimizer(m, c), "config": dataclasses.replace(c, precision=precision),
+                           "seconds": [], "loss": []}
     load_before = os.getloadavg()
     for step in range(a.steps):
         batch = data[step % len(data)]
-        for precision, r in runs.items():
+        for r in runs.values():
             t0 = time.perf_counter()
-            with mixed_precision("cpu", precision):
-                o = r["model"](batch, history_grad=c.history_grad)
-            r["opt"].zero_grad(set_to_none=True)
-            o["loss"].backward()
-            torch.nn.utils.clip_grad_norm_(r["model"].parameters(), c.grad_clip)
-            r["opt"].step()
+            o = train_step(r["model"], r["opt"], batch, r["config"], "cpu")
             r["seconds"].append(time.perf_counter() - t0)
             r["loss"].append(o["loss"].item())
     tail = max(1, a.steps // 4)

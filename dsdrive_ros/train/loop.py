@@ -133,6 +133,26 @@ def mixed_precision(device: str, precision: str) -> contextlib.AbstractContextMa
     return torch.autocast(torch.device(device).type, dtype=dtype) if dtype else contextlib.nullcontext()
 
 
+def make_optimizer(model: torch.nn.Module, c: TrainConfig) -> torch.optim.AdamW:
+    """AdamW, weight decay on matrices only (not on norms, biases or the 1-D embeddings)."""
+    decay = [p for p in model.parameters() if p.dim() >= 2]
+    no_decay = [p for p in model.parameters() if p.dim() < 2]
+    return torch.optim.AdamW([{"params": decay, "weight_decay": c.weight_decay},
+                              {"params": no_decay, "weight_decay": 0.0}], lr=c.lr, betas=(0.9, 0.95))
+
+
+def train_step(model: torch.nn.Module, opt: torch.optim.Optimizer, batch: dict, c: TrainConfig,
+               device: str) -> dict[str, torch.Tensor]:
+    """One optimizer step on a batch (forward under c.precision, gradient clipping); the model's outputs."""
+    with mixed_precision(device, c.precision):
+        o = model(batch, history_grad=c.history_grad)
+    opt.zero_grad(set_to_none=True)
+    o["loss"].backward()
+    torch.nn.utils.clip_grad_norm_(model.parameters(), c.grad_clip)
+    opt.step()
+    return o
+
+
 def drop_speed(speed: torch.Tensor, p: float) -> torch.Tensor:
     """Speed input (B, 1) with each sample's value set to 0 with probability ``p``."""
     if p <= 0:
@@ -299,10 +319,7 @@ def train(c: TrainConfig) -> Path:
     train_ds = ClipDataset(train_eps, cfg, tokenizer, Augment(c.camera_shift_px, c.exposure_jitter), c.seed + rank)
     val_ds = ClipDataset(val_eps, cfg, tokenizer) if val_eps else None
     model = init_weights(DSDrive(cfg), c.seed).to(device)
-    decay = [p for n, p in model.named_parameters() if p.dim() >= 2]
-    no_decay = [p for n, p in model.named_parameters() if p.dim() < 2]
-    opt = torch.optim.AdamW([{"params": decay, "weight_decay": c.weight_decay},
-                             {"params": no_decay, "weight_decay": 0.0}], lr=c.lr, betas=(0.9, 0.95))
+    opt = make_optimizer(model, c)
     step = _load_state(last, model, opt) if (last / "train_state.json").exists() else 0
     if step:
         log.info("resumed from %s at step %d", last, step)
@@ -341,12 +358,7 @@ def train(c: TrainConfig) -> Path:
             batch = {k: v.to(device) for k, v in batch.items() if k != "action"}
             batch["speed"] = drop_speed(batch["speed"], c.speed_dropout)
             batch["frame_mask"] = drop_history(batch["frame_mask"], c.history_dropout)
-            with mixed_precision(device, c.precision):
-                o = ddp(batch, history_grad=c.history_grad)
-            opt.zero_grad(set_to_none=True)
-            o["loss"].backward()
-            torch.nn.utils.clip_grad_norm_(model.parameters(), c.grad_clip)
-            opt.step()
+            o = train_step(ddp, opt, batch, c, device)
             step += 1
             bar.update(1)
             row = {}
